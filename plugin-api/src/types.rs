@@ -46,7 +46,7 @@ impl PluginKind {
 
 impl fmt::Display for PluginKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -192,11 +192,7 @@ impl std::ops::BitOr for Caps {
 impl fmt::Display for Caps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = self.names();
-        if names.is_empty() {
-            f.write_str("-")
-        } else {
-            f.write_str(&names.join(","))
-        }
+        f.pad(&if names.is_empty() { "-".to_string() } else { names.join(",") })
     }
 }
 

@@ -1,0 +1,79 @@
+//! Command-line interface: clap definitions and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::registry::{Registry, RegistryError};
+
+mod env;
+mod plugins;
+
+/// metarl: multi-task pretraining, fine-tuning and meta-RL over plugins loaded at run time.
+#[derive(Parser, Debug)]
+#[command(name = "metarl", version, about)]
+pub struct Cli {
+    /// The plugin registry.
+    #[arg(long, global = true, default_value = "registry.toml", value_name = "PATH")]
+    pub registry: PathBuf,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The default log filter for the chosen verbosity.
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    }
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect the plugins named in the registry.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Work with env plugins directly.
+    #[command(subcommand)]
+    Env(EnvCommand),
+}
+
+/// `metarl plugins ...`
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// Print name, kind, version, capabilities and task families of every plugin.
+    List,
+    /// Load and validate every registry entry; exit 0 only if all load.
+    Check,
+}
+
+/// `metarl env ...`
+#[derive(Subcommand, Debug)]
+pub enum EnvCommand {
+    /// Step an env plugin with random actions and print its throughput (last line: steps/s).
+    Bench(env::BenchArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load(&cli.registry).map_err(|e| match e {
+        RegistryError::Read { .. } if cli.registry.is_relative() && !cli.registry.exists() => anyhow::anyhow!(
+            "{e} (run metarl from the directory that holds the registry, or pass --registry PATH)"
+        ),
+        e => e.into(),
+    })?;
+    match cli.command {
+        Command::Plugins(PluginsCommand::List) => plugins::list(&registry),
+        Command::Plugins(PluginsCommand::Check) => plugins::check(&registry),
+        Command::Env(EnvCommand::Bench(args)) => env::bench(&registry, &args),
+    }
+}

@@ -1,0 +1,134 @@
+//! Libraries that cannot be used: each is reported in one line naming the entry and file,
+//! and `plugins check` exits 1 without aborting.
+
+mod common;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn check_fails(reg_text: &str, needles: &[&str]) {
+    let (_d, reg) = registry(reg_text);
+    let o = metarl(&reg, &["plugins", "check"]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let fail: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fail.len(), 1, "expected one FAIL line:\n{out}");
+    for n in needles {
+        assert!(fail[0].contains(n), "FAIL line lacks {n:?}:\n{}", fail[0]);
+    }
+    assert!(out.contains("0 plugins ok, 1 failed"), "{out}");
+}
+
+#[test]
+fn missing_library_file() {
+    check_fails(&entry("ghost", "env", Path::new("lib/ghost.so")), &["plugin 'ghost'", "ghost.so", "library file not found"]);
+}
+
+#[test]
+fn a_text_file_is_not_a_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "not an ELF file").unwrap();
+    check_fails(&entry("fake", "env", &fake), &["plugin 'fake'", "libfake.so", "cannot open the library"]);
+}
+
+fn system_library() -> PathBuf {
+    // Any shared library that is certainly not a metarl plugin.
+    ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("a system shared library")
+}
+
+#[test]
+fn a_system_library_is_not_a_plugin() {
+    let lib = system_library();
+    check_fails(&entry("libz", "env", &lib), &["plugin 'libz'", &lib.display().to_string(), "not a metarl plugin"]);
+}
+
+#[test]
+fn kind_mismatch_names_both_kinds() {
+    let lib = plugin("metarl-fixture-env");
+    check_fails(&entry("fx", "algo", &lib), &["plugin 'fx'", "the library is a env plugin but the registry says algo"]);
+}
+
+#[test]
+fn a_panic_during_initialisation_is_caught() {
+    let lib = plugin("metarl-fixture-env");
+    let (_d, reg) = registry(&entry("fx", "env", &lib));
+    let o = metarl_env(&reg, &["plugins", "check"], &[("METARL_FIXTURE_PANIC", "descriptor")]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).contains("FAIL  plugin 'fx'"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("initialisation failed: panicked: in init: fixture panics in descriptor as asked"), "{}", stdout(&o));
+}
+
+/// Builds the env fixture against a modified copy of plugin-api, in a scratch workspace kept
+/// under target/ so that reruns are incremental.
+fn build_skewed(tag: &str, edit_api: impl Fn(&Path)) -> PathBuf {
+    let root = root();
+    let ws = target_dir().join("test-skew").join(tag);
+    let _ = std::fs::remove_dir_all(ws.join("plugin-api/src"));
+    let _ = std::fs::remove_dir_all(ws.join("fixture/src"));
+    std::fs::create_dir_all(ws.join("fixture")).unwrap();
+    copy_dir(&root.join("plugin-api"), &ws.join("plugin-api"));
+    copy_dir(&root.join("host/tests/fixtures/fixture-env/src"), &ws.join("fixture/src"));
+    let main_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let shared = &main_manifest[main_manifest.find("[workspace.package]").unwrap()..];
+    std::fs::write(ws.join("Cargo.toml"), format!("[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"fixture\"]\n\n{shared}")).unwrap();
+    let fixture_manifest = std::fs::read_to_string(root.join("host/tests/fixtures/fixture-env/Cargo.toml"))
+        .unwrap()
+        .replace("name = \"metarl-fixture-env\"", &format!("name = \"metarl-fixture-skew-{tag}\""));
+    std::fs::write(ws.join("fixture/Cargo.toml"), fixture_manifest).unwrap();
+    std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    edit_api(&ws.join("plugin-api"));
+    // Its own target dir: cargo hashes path packages by their workspace-relative path, so in the
+    // main target dir the modified plugin-api would overwrite the real one.
+    let manifest = ws.join("Cargo.toml");
+    let skew_target = target_dir().join("test-skew").join("target");
+    // The dev profile compiles fastest; a release host loads a dev-built plugin just the same.
+    cargo_dev(&["build", "-q", "--manifest-path", manifest.to_str().unwrap(), "--target-dir", skew_target.to_str().unwrap()], &[]);
+    skew_target.join("debug").join(format!("libmetarl_fixture_skew_{tag}.so"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_plugin_built_against_another_api_version_is_refused() {
+    let lib = build_skewed("version", |api| edit(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\""));
+    check_fails(
+        &entry("old", "env", &lib),
+        &["plugin 'old'", "libmetarl_fixture_skew_version.so", "built against metarl-plugin-api 0.2.0, incompatible with this host's 0.1"],
+    );
+}
+
+#[test]
+fn a_plugin_with_a_different_abi_layout_is_refused() {
+    // Same version number, but a field of a boundary type changed width.
+    let lib = build_skewed("layout", |api| edit(&api.join("src/env.rs"), "pub ret: f32,", "pub ret: f64,"));
+    check_fails(
+        &entry("skewed", "env", &lib),
+        &[
+            "plugin 'skewed'",
+            "libmetarl_fixture_skew_layout.so",
+            "ABI layout differs from this host's metarl-plugin-api 0.1.0: mismatched type (expected f32, found f64)",
+        ],
+    );
+}
