@@ -7,6 +7,7 @@ fn shipped_registry() -> std::path::PathBuf {
     // Every plugin the shipped registry names is a workspace member; build them all.
     plugin("metarl-env-gridworld");
     plugin("metarl-env-procgen");
+    plugin("metarl-example-bandit");
     root().join("registry.toml")
 }
 
@@ -64,4 +65,15 @@ fn env_bench_rejects_bad_arguments() {
     assert_one_line_error(&o, &["plugin 'gridworld': --task: unknown task family 'maze' (valid: gridworld, gridworld-hidden)"]);
     let o = metarl(&reg, &["env", "bench", "gridworld", "--task", "gridworld:10..40"]);
     assert_one_line_error(&o, &["range 10..40 exceeds the 16 tasks of 'gridworld'"]);
+}
+
+#[test]
+fn the_sdk_example_plugin_runs_through_the_host() {
+    let (_d, reg) = registry(&entry("bandit", "env", &plugin("metarl-example-bandit")));
+    let o = metarl(&reg, &["env", "bench", "bandit", "--task", "bandit5:0,2", "--envs", "4", "--steps", "400"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("(f32 vector 1)") && out.contains("40 episodes finished"), "{out}");
+    let o = metarl(&reg, &["env", "bench", "bandit", "--task", "bandit5", "--config", "horizon = 0"]);
+    assert_one_line_error(&o, &["plugin 'bandit': new_env failed: num_envs, trials and horizon must be at least 1"]);
 }
