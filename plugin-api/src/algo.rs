@@ -44,6 +44,9 @@ pub struct AlgoInfo {
     pub state_dim: u32,
     /// Length of the flat parameter vector of [`Algo::params`].
     pub param_count: u64,
+    /// Steps per env the algo wants between two updates: the rollout length of an on-policy
+    /// algo, or the env steps per gradient step of an off-policy one.
+    pub steps_per_update: u32,
 }
 
 /// Inputs of one batched [`Algo::act`] call; every slice has one entry (or row) per env.

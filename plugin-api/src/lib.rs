@@ -9,6 +9,8 @@
 //!   and the FFI-safe trait object (`#[sabi_trait]`) the host and other plugins call.
 //! - [`export`]: the root module every plugin library exports, the [`export_plugin!`] macro
 //!   that builds it, the panic guard and the log bridge.
+//! - [`driver`]: rollout plumbing over the FFI objects (act, step, record, memory resets),
+//!   compiled into each user; it adds nothing to the ABI.
 //!
 //! The shape follows abi_stable's interface / implementation / user split: this crate is the
 //! interface, `plugins/*` are implementations and `host/` is the user. Layout and version of
@@ -27,6 +29,7 @@
 #![allow(non_local_definitions, non_camel_case_types)]
 
 pub mod algo;
+pub mod driver;
 pub mod env;
 pub mod export;
 pub mod meta;

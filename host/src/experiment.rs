@@ -1,0 +1,473 @@
+//! Experiment files: what to pretrain, on which tasks, with which budgets and seeds.
+//!
+//! Parsed in two layers: [`RawExperiment`] mirrors the TOML (with spans, so every error names
+//! the file, line and key), then [`Plan::resolve`] checks it against the registry and the
+//! plugins themselves (names, task selectors, capabilities, budgets) before any training
+//! starts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use metarl_plugin_api::algo::{AlgoInfo, AlgoRequest};
+use metarl_plugin_api::env::{EnvRequest, EnvSpec};
+use metarl_plugin_api::meta::{MetaInfo, MetaRequest};
+use metarl_plugin_api::types::{ActionKind, Caps, PluginKind, TaskFamily};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::loader::{check, merge_tables, Plugin};
+use crate::registry::{line_col, Registry};
+use crate::tasks::{self, TaskSelection};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExperiment {
+    name: Option<String>,
+    seeds: Spanned<Vec<u64>>,
+    #[serde(default = "default_num_envs")]
+    num_envs: Spanned<u32>,
+    #[serde(default = "default_device")]
+    device: Spanned<String>,
+    env: RawEnv,
+    algo: RawPlugin,
+    pretrain: RawPretrain,
+    adapt: RawAdapt,
+    #[serde(default)]
+    method: Vec<Spanned<RawMethod>>,
+}
+
+fn default_num_envs() -> Spanned<u32> {
+    Spanned::new(0..0, 16)
+}
+
+fn default_device() -> Spanned<String> {
+    Spanned::new(0..0, "cpu".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    plugin: Spanned<String>,
+    train: Option<Spanned<String>>,
+    #[serde(default)]
+    panel: Vec<RawPanel>,
+    test: Spanned<String>,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default = "default_leakage")]
+    leakage: Spanned<String>,
+}
+
+fn default_leakage() -> Spanned<String> {
+    Spanned::new(0..0, "warn".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPanel {
+    label: String,
+    train: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPretrain {
+    env_steps: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdapt {
+    env_steps: Spanned<u64>,
+    eval_every: Spanned<u64>,
+    #[serde(default = "default_eval_episodes")]
+    eval_episodes: Spanned<u32>,
+    #[serde(default)]
+    reset_heads: bool,
+    #[serde(default = "yes")]
+    scratch: bool,
+}
+
+fn default_eval_episodes() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMethod {
+    label: Option<String>,
+    meta: Spanned<String>,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default)]
+    algo_config: toml::Table,
+}
+
+/// What to do when test tasks look like training tasks (identical first frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Leakage {
+    /// Refuse to run.
+    Refuse,
+    /// Print a warning and run.
+    Warn,
+    /// Do not check.
+    Off,
+}
+
+/// One set of training tasks (a panel of the result figure).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Panel {
+    /// Label in tables and plots, e.g. "200 levels".
+    pub label: String,
+    /// The selector as written.
+    pub selector: String,
+    /// Training task indices (empty = the whole family).
+    pub tasks: Vec<u64>,
+}
+
+/// One pretraining method.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Method {
+    /// Label in tables and plots.
+    pub label: String,
+    /// Registry name of the meta plugin.
+    pub meta: String,
+    /// The meta plugin's config (TOML text).
+    pub config: String,
+    /// The algo's config for this method (TOML text: `[algo] config` merged with `algo_config`).
+    pub algo_config: String,
+    /// Context width the meta-method asks of the algo.
+    pub context_dim: u32,
+}
+
+/// Everything a run needs, checked and resolved. Serialized as the run's `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Experiment name (file stem unless given).
+    pub name: String,
+    /// Seeds; every method is pretrained once per seed.
+    pub seeds: Vec<u64>,
+    /// Envs per batch.
+    pub num_envs: u32,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: String,
+    /// Registry name of the env plugin.
+    pub env: String,
+    /// Task family.
+    pub family: String,
+    /// Env config (TOML text, registry default merged with the experiment's).
+    pub env_config: String,
+    /// Training task sets.
+    pub panels: Vec<Panel>,
+    /// Held-out tasks, each adapted to separately.
+    pub test_tasks: Vec<u64>,
+    /// Readable names of the held-out tasks.
+    pub test_names: Vec<String>,
+    /// Leakage policy.
+    pub leakage: Leakage,
+    /// Registry name of the algo plugin.
+    pub algo: String,
+    /// Methods, in file order.
+    pub methods: Vec<Method>,
+    /// Env steps of pretraining per method, panel and seed.
+    pub pretrain_env_steps: u64,
+    /// Env steps of adaptation per test task.
+    pub adapt_env_steps: u64,
+    /// Curve resolution during adaptation, in env steps.
+    pub eval_every: u64,
+    /// Episodes averaged for the zero-shot point.
+    pub eval_episodes: u32,
+    /// Re-initialise policy and value heads before fine-tuning (keep only the encoder).
+    pub reset_heads: bool,
+    /// Also train from scratch on each test task with the same budget.
+    pub scratch: bool,
+    /// The algo config used by the scratch baseline.
+    pub scratch_algo_config: String,
+    /// Plugin versions, for the record.
+    pub versions: Vec<String>,
+}
+
+/// Loaded plugins of a plan, and what probing them revealed.
+pub struct Plugins {
+    /// The env plugin.
+    pub env: Plugin,
+    /// The algo plugin.
+    pub algo: Plugin,
+    /// One meta plugin per method.
+    pub metas: Vec<Plugin>,
+    /// The env's spaces (probed with one env).
+    pub spec: EnvSpec,
+    /// The algo's info per method.
+    pub algo_infos: Vec<AlgoInfo>,
+    /// Each method's requirements.
+    pub meta_infos: Vec<MetaInfo>,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, span: std::ops::Range<usize>, msg: impl std::fmt::Display) -> anyhow::Error {
+        if span.is_empty() && span.start == 0 {
+            return anyhow::anyhow!("{}: {msg}", self.file.display());
+        }
+        let (line, col) = line_col(self.text, span.start);
+        anyhow::anyhow!("{}:{line}:{col}: {msg}", self.file.display())
+    }
+}
+
+/// The config of `table` as TOML text.
+fn toml_text(table: &toml::Table) -> String {
+    toml::to_string(table).unwrap_or_default()
+}
+
+impl Plan {
+    /// Reads `file`, resolves it against `registry` and probes the plugins it names.
+    pub fn load(file: &Path, registry: &Registry) -> anyhow::Result<(Plan, Plugins)> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("experiment {}: cannot read: {e}", file.display()))?;
+        Self::resolve(file, &text, registry)
+    }
+
+    /// Resolves experiment `text` (read from `file`).
+    pub fn resolve(file: &Path, text: &str, registry: &Registry) -> anyhow::Result<(Plan, Plugins)> {
+        let cx = Ctx { file, text };
+        let raw: RawExperiment = toml::from_str(text)
+            .map_err(|e| cx.at(e.span().unwrap_or(0..0), e.message().trim().replace('\n', " ")))?;
+
+        let seeds = raw.seeds.get_ref().clone();
+        if seeds.is_empty() {
+            return Err(cx.at(raw.seeds.span(), "seeds: give at least one seed"));
+        }
+        if seeds.iter().collect::<BTreeSet<_>>().len() != seeds.len() {
+            return Err(cx.at(raw.seeds.span(), "seeds: a seed is listed twice"));
+        }
+        if *raw.num_envs.get_ref() == 0 {
+            return Err(cx.at(raw.num_envs.span(), "num_envs must be at least 1"));
+        }
+        if !["cpu", "cuda", "auto"].contains(&raw.device.get_ref().as_str()) {
+            return Err(cx.at(raw.device.span(), format!("device '{}' must be cpu, cuda or auto", raw.device.get_ref())));
+        }
+        let pretrain_steps = *raw.pretrain.env_steps.get_ref();
+        if pretrain_steps == 0 {
+            return Err(cx.at(raw.pretrain.env_steps.span(), "pretrain.env_steps must be at least 1"));
+        }
+        let (adapt_steps, eval_every) = (*raw.adapt.env_steps.get_ref(), *raw.adapt.eval_every.get_ref());
+        if adapt_steps == 0 {
+            return Err(cx.at(raw.adapt.env_steps.span(), "adapt.env_steps must be at least 1"));
+        }
+        if eval_every == 0 || eval_every > adapt_steps {
+            return Err(cx.at(
+                raw.adapt.eval_every.span(),
+                format!("adapt.eval_every must be between 1 and adapt.env_steps ({adapt_steps})"),
+            ));
+        }
+        if *raw.adapt.eval_episodes.get_ref() == 0 {
+            return Err(cx.at(raw.adapt.eval_episodes.span(), "adapt.eval_episodes must be at least 1"));
+        }
+        if raw.method.is_empty() && !raw.adapt.scratch {
+            return Err(cx.at(0..0, "nothing to run: no [[method]] and adapt.scratch = false"));
+        }
+        let leakage = match raw.env.leakage.get_ref().as_str() {
+            "refuse" => Leakage::Refuse,
+            "warn" => Leakage::Warn,
+            "off" => Leakage::Off,
+            other => return Err(cx.at(raw.env.leakage.span(), format!("env.leakage '{other}' must be refuse, warn or off"))),
+        };
+
+        // Plugins.
+        let load = |name: &Spanned<String>, kind: PluginKind| -> anyhow::Result<Plugin> {
+            let entry = registry.require(name.get_ref(), kind).map_err(|e| cx.at(name.span(), e))?;
+            Ok(Plugin::load(entry)?)
+        };
+        let env = load(&raw.env.plugin, PluginKind::Env)?;
+        let algo = load(&raw.algo.plugin, PluginKind::Algo)?;
+
+        // Tasks.
+        let families: &[TaskFamily] = &env.descriptor.families;
+        let resolve_sel = |sel: &Spanned<String>| -> anyhow::Result<TaskSelection> {
+            tasks::resolve(sel.get_ref(), families).map_err(|e| cx.at(sel.span(), format!("plugin '{}': {e}", env.name)))
+        };
+        let test = resolve_sel(&raw.env.test)?;
+        let family = families.iter().find(|f| f.name.as_str() == test.family).expect("resolved family exists");
+        if test.tasks.is_empty() && family.tasks.len() > 1000 {
+            return Err(cx.at(raw.env.test.span(), "env.test: list the held-out tasks explicitly (e.g. coinrun:1000..1020)"));
+        }
+        let test_tasks: Vec<u64> = if test.tasks.is_empty() { (0..family.tasks.len()).collect() } else { test.tasks.clone() };
+        let mut panels = Vec::new();
+        let mut panel_specs: Vec<(String, &Spanned<String>)> =
+            raw.env.panel.iter().map(|p| (p.label.clone(), &p.train)).collect();
+        match (&raw.env.train, panel_specs.is_empty()) {
+            (Some(t), true) => panel_specs.push((String::new(), t)),
+            (Some(t), false) => return Err(cx.at(t.span(), "env: give either `train` or `[[env.panel]]` entries, not both")),
+            (None, true) => return Err(cx.at(raw.env.plugin.span(), "env: missing `train` (or `[[env.panel]]` entries)")),
+            (None, false) => {}
+        }
+        for (label, sel) in panel_specs {
+            let train = resolve_sel(sel)?;
+            if train.family != test.family {
+                return Err(cx.at(sel.span(), format!("train family '{}' differs from test family '{}'", train.family, test.family)));
+            }
+            if train.tasks.is_empty() {
+                return Err(cx.at(sel.span(), "train tasks must be a selection, not the whole family: the test tasks would overlap them"));
+            }
+            let train_set: BTreeSet<u64> = train.tasks.iter().copied().collect();
+            if let Some(t) = test_tasks.iter().find(|t| train_set.contains(t)) {
+                return Err(cx.at(
+                    sel.span(),
+                    format!("task {} is in both the training and the held-out tasks", tasks::task_name(family, *t)),
+                ));
+            }
+            let label = if label.is_empty() { format!("{} train tasks", train.tasks.len()) } else { label };
+            if panels.iter().any(|p: &Panel| p.label == label) {
+                return Err(cx.at(sel.span(), format!("panel label '{label}' is used twice")));
+            }
+            panels.push(Panel { label, selector: sel.get_ref().clone(), tasks: train.tasks });
+        }
+
+        let env_config = env.config_with(&raw.env.config);
+        let num_envs = *raw.num_envs.get_ref();
+        // Probe the env once: its spaces decide what the algo must handle.
+        let probe = EnvRequest {
+            family: test.family.as_str().into(),
+            tasks: vec![test_tasks[0]].into(),
+            num_envs: 1,
+            trials: 1,
+            seed: 0,
+            config: env_config.as_str().into(),
+        };
+        let env_box = env.new_env(&probe).map_err(|e| cx.at(raw.env.plugin.span(), e))?;
+        let spec = check(&env.name, "spec", env_box.spec())?;
+        drop(env_box);
+
+        let algo_base = algo.config_with(&raw.algo.config);
+        let algo_base_table: toml::Table = toml::from_str(&algo_base).unwrap_or_default();
+        let probe_algo = |config: &str, context_dim: u32| -> anyhow::Result<AlgoInfo> {
+            let req = AlgoRequest {
+                obs: spec.obs.clone(),
+                action: spec.action.clone(),
+                num_envs,
+                context_dim,
+                seed: 0,
+                device: raw.device.get_ref().as_str().into(),
+                config: config.into(),
+            };
+            let a = algo.new_algo(&req).map_err(|e| cx.at(raw.algo.plugin.span(), e))?;
+            Ok(check(&algo.name, "info", a.info())?)
+        };
+        let needed_action_cap = match spec.action.kind {
+            ActionKind::Discrete => Caps::DISCRETE,
+            ActionKind::Continuous => Caps::CONTINUOUS,
+        };
+        let check_action = |info: &AlgoInfo, span| -> anyhow::Result<()> {
+            if !info.caps.contains(needed_action_cap) {
+                return Err(cx.at(
+                    span,
+                    format!("algo plugin '{}' cannot act in env plugin '{}''s {} action space", algo.name, env.name, spec.action),
+                ));
+            }
+            Ok(())
+        };
+
+        let mut methods = Vec::new();
+        let (mut metas, mut algo_infos, mut meta_infos) = (Vec::new(), Vec::new(), Vec::new());
+        let mut labels = BTreeSet::new();
+        for m in &raw.method {
+            let span = m.span();
+            let m = m.get_ref();
+            let meta = load(&m.meta, PluginKind::Meta)?;
+            let label = m.label.clone().unwrap_or_else(|| m.meta.get_ref().clone());
+            if label == "scratch" || !labels.insert(label.clone()) {
+                return Err(cx.at(span, format!("method label '{label}' is used twice (or is the reserved 'scratch')")));
+            }
+            let config = meta.config_with(&m.config);
+            let mb = meta
+                .new_meta(&MetaRequest { seed: 0, config: config.as_str().into() })
+                .map_err(|e| cx.at(m.meta.span(), e))?;
+            let minfo = check(&meta.name, "info", mb.info())?;
+            let mut algo_table = algo_base_table.clone();
+            merge_tables(&mut algo_table, &m.algo_config);
+            let algo_config = toml_text(&algo_table);
+            let ainfo = probe_algo(&algo_config, minfo.context_dim)?;
+            let missing = ainfo.caps.missing(minfo.requires);
+            if !missing.is_empty() {
+                return Err(cx.at(
+                    m.meta.span(),
+                    format!(
+                        "meta plugin '{}' needs an algo with {}; algo plugin '{}' (as configured for this method) lacks {missing}",
+                        meta.name, minfo.requires, algo.name
+                    ),
+                ));
+            }
+            let env_missing = env.descriptor.caps.missing(minfo.env_requires);
+            if !env_missing.is_empty() {
+                return Err(cx.at(
+                    m.meta.span(),
+                    format!("meta plugin '{}' needs an env with {}; env plugin '{}' lacks {env_missing}", meta.name, minfo.env_requires, env.name),
+                ));
+            }
+            check_action(&ainfo, raw.algo.plugin.span())?;
+            methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim });
+            metas.push(meta);
+            algo_infos.push(ainfo);
+            meta_infos.push(minfo);
+        }
+        if raw.adapt.scratch {
+            check_action(&probe_algo(&algo_base, 0)?, raw.algo.plugin.span())?;
+        }
+
+        let mut versions = vec![
+            format!("{} {} {}", env.name, env.descriptor.name, env.descriptor.version),
+            format!("{} {} {}", algo.name, algo.descriptor.name, algo.descriptor.version),
+        ];
+        versions.extend(metas.iter().map(|m| format!("{} {} {}", m.name, m.descriptor.name, m.descriptor.version)));
+        versions.dedup();
+        let name = raw.name.clone().unwrap_or_else(|| {
+            file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into())
+        });
+        let plan = Plan {
+            name,
+            seeds,
+            num_envs,
+            device: raw.device.get_ref().clone(),
+            env: env.name.clone(),
+            family: test.family.clone(),
+            env_config,
+            panels,
+            test_names: test_tasks.iter().map(|&t| tasks::task_name(family, t)).collect(),
+            test_tasks,
+            leakage,
+            algo: algo.name.clone(),
+            methods,
+            pretrain_env_steps: pretrain_steps,
+            adapt_env_steps: adapt_steps,
+            eval_every,
+            eval_episodes: *raw.adapt.eval_episodes.get_ref(),
+            reset_heads: raw.adapt.reset_heads,
+            scratch: raw.adapt.scratch,
+            scratch_algo_config: algo_base,
+            versions,
+        };
+        Ok((plan, Plugins { env, algo, metas, spec, algo_infos, meta_infos }))
+    }
+
+    /// The default run directory: `runs/<name>` beside the current directory.
+    pub fn default_out(&self) -> PathBuf {
+        PathBuf::from("runs").join(&self.name)
+    }
+}
