@@ -11,7 +11,10 @@
 
 pub mod cli;
 pub mod envrun;
+pub mod experiment;
 pub mod loader;
 pub mod registry;
+pub mod report;
+pub mod run;
 pub mod services;
 pub mod tasks;

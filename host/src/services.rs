@@ -1,13 +1,17 @@
 //! The host side of a meta plugin's phase: building envs for it and hearing its progress.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RErr, ROk, RSlice};
 use metarl_plugin_api::algo::AlgoBox;
-use metarl_plugin_api::env::{EnvBox, EnvRequest};
+use abi_stable::std_types::RVec;
+use metarl_plugin_api::env::{
+    EnvBox, EnvFfi, EnvFfi_TO, EnvRequest, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers, Trajectory,
+};
 use metarl_plugin_api::meta::{HostServices, HostServicesFfi, HostServicesFfi_TO};
-use metarl_plugin_api::types::{PResult, PluginError, Scalar};
+use metarl_plugin_api::types::{ActionsRef, PResult, PluginError, Scalar};
 
 use crate::loader::Plugin;
 
@@ -26,6 +30,56 @@ pub struct PhaseServices<'a> {
     pub host_error: Option<anyhow::Error>,
     /// Envs built so far in this phase.
     pub envs_built: usize,
+    /// Every episode finished in an env of this phase, stamped with the phase's env steps.
+    pub episodes: Arc<Mutex<EpisodeLog>>,
+}
+
+/// Episodes finished during a phase, in completion order.
+#[derive(Debug, Default)]
+pub struct EpisodeLog {
+    /// Env steps taken so far in the phase, over all its envs.
+    pub env_steps: u64,
+    /// `(env steps when it finished, episode)`.
+    pub finished: Vec<(u64, EpisodeStat)>,
+}
+
+/// An env lent to a meta plugin: forwards every call and logs finished episodes for the host,
+/// so that adaptation curves do not depend on the meta plugin reporting them.
+struct RecordingEnv {
+    inner: EnvBox,
+    num_envs: u64,
+    log: Arc<Mutex<EpisodeLog>>,
+    pending: Vec<EpisodeStat>,
+}
+
+impl EnvFfi for RecordingEnv {
+    fn spec(&self) -> PResult<EnvSpec> {
+        self.inner.spec()
+    }
+    fn reset(&mut self, seed: u64, out: ResetBuffers<'_>) -> PResult<()> {
+        self.inner.reset(seed, out)
+    }
+    fn step(&mut self, actions: ActionsRef<'_>, out: StepBuffers<'_>) -> PResult<()> {
+        if let RErr(e) = self.inner.step(actions, out) {
+            return RErr(e);
+        }
+        let done = match self.inner.take_episodes() {
+            ROk(d) => d,
+            RErr(e) => return RErr(e),
+        };
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.env_steps += self.num_envs;
+        let at = log.env_steps;
+        log.finished.extend(done.iter().map(|e| (at, *e)));
+        self.pending.extend(done);
+        ROk(())
+    }
+    fn take_episodes(&mut self) -> PResult<RVec<EpisodeStat>> {
+        ROk(std::mem::take(&mut self.pending).into())
+    }
+    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> PResult<RVec<Trajectory>> {
+        self.inner.demos(task, episodes, seed)
+    }
 }
 
 impl<'a> PhaseServices<'a> {
@@ -46,6 +100,7 @@ impl<'a> PhaseServices<'a> {
             on_progress,
             host_error: None,
             envs_built: 0,
+            episodes: Arc::default(),
         }
     }
 
@@ -82,7 +137,8 @@ impl HostServicesFfi for PhaseServices<'_> {
         match catch_unwind(AssertUnwindSafe(|| plugin.new_env(&req))) {
             Ok(Ok(env)) => {
                 self.envs_built += 1;
-                ROk(env)
+                let recording = RecordingEnv { inner: env, num_envs: num_envs as u64, log: self.episodes.clone(), pending: Vec::new() };
+                ROk(EnvFfi_TO::from_value(recording, TD_Opaque))
             }
             Ok(Err(e)) => RErr(PluginError { kind: e.error.kind, message: e.to_string().into() }),
             Err(_) => self.fail(anyhow::anyhow!("host panicked while building an env")),

@@ -45,6 +45,22 @@ pub enum Command {
     /// Work with env plugins directly.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Pretrain, adapt to held-out tasks, compare with training from scratch; write metrics,
+    /// checkpoints, a summary table and plots into a run directory.
+    Run(RunArgs),
+}
+
+/// Arguments of `metarl run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (see examples/).
+    pub experiment: PathBuf,
+    /// Run directory (default: runs/<experiment name>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted run in its existing directory; finished work is kept.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `metarl plugins ...`
@@ -75,5 +91,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::List) => plugins::list(&registry),
         Command::Plugins(PluginsCommand::Check) => plugins::check(&registry),
         Command::Env(EnvCommand::Bench(args)) => env::bench(&registry, &args),
+        Command::Run(args) => {
+            let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
+            let out = args.out.clone().unwrap_or_else(|| plan.default_out());
+            crate::run::run(&plan, &plugins, &out, args.resume)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
