@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod envrun;
 pub mod experiment;
+pub mod leakage;
 pub mod loader;
 pub mod registry;
 pub mod report;

@@ -126,3 +126,29 @@ fn resume_refuses_a_changed_experiment() {
     let o = run_exp(d.path(), &reg, GOOD, &["--resume"]);
     assert!(o.status.success(), "resuming a finished run just rewrites the report: {}", stderr(&o));
 }
+
+#[test]
+fn leaking_splits_are_refused_or_warned_about_as_configured() {
+    let hidden = GOOD.replace("gridworld:", "gridworld-hidden:");
+    // Hidden goals: every task's first frame is the same, so every held-out task "leaks".
+    let refuse = hidden.replace("test = \"gridworld-hidden:12..14\"", "test = \"gridworld-hidden:12..14\"\nleakage = \"refuse\"");
+    assert_refused(&refuse, &["env.train 'gridworld-hidden:0..12': 2 of 2 held-out tasks have a first frame identical to a training task's"]);
+    let (d, reg) = setup();
+    let o = run_exp(d.path(), &reg, &hidden, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("WARN") && stderr(&o).contains("2 of 2 held-out tasks"), "{}", stderr(&o));
+    let o = run_exp(d.path(), &reg, &GOOD.replace("env_steps = 400", "env_steps = 401"), &[]);
+    assert!(!stderr(&o).contains("held-out tasks have a first frame"), "visible goals do not leak");
+}
+
+#[test]
+fn env_leakage_reports_identical_first_frames() {
+    let (_d, reg) = setup();
+    let o = metarl(&reg, &["env", "leakage", "gridworld", "--train", "gridworld-hidden:0..8", "--test", "gridworld-hidden:8..10"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().last().unwrap(), "2 of 2 held-out tasks have a first frame identical to a training task's (held-out=train: 8=0, 9=0)");
+    let o = metarl(&reg, &["env", "leakage", "gridworld", "--train", "gridworld:0..8", "--test", "gridworld:8..16"]);
+    assert_eq!(stdout(&o).lines().last().unwrap(), "0 of 8 held-out tasks have a first frame identical to a training task's");
+    let o = metarl(&reg, &["env", "leakage", "gridworld", "--train", "gridworld:0..8", "--test", "gridworld:7..9"]);
+    assert_one_line_error(&o, &["task 7 is in both --train and --test"]);
+}

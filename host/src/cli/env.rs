@@ -81,3 +81,43 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     println!("{:.1} steps/s", steps as f64 / secs);
     Ok(ExitCode::SUCCESS)
 }
+
+/// Arguments of `metarl env leakage`.
+#[derive(clap::Args, Debug)]
+pub struct LeakageArgs {
+    /// Registry name of the env plugin.
+    pub name: String,
+    /// Training tasks, e.g. coinrun:0..200.
+    #[arg(long)]
+    pub train: String,
+    /// Held-out tasks, e.g. coinrun:200..220.
+    #[arg(long)]
+    pub test: String,
+    /// Plugin config overrides, as TOML.
+    #[arg(long, default_value = "")]
+    pub config: String,
+}
+
+/// Prints how many held-out tasks leak; the last line is the summary.
+pub fn leakage(registry: &Registry, args: &LeakageArgs) -> anyhow::Result<ExitCode> {
+    let entry = registry.require(&args.name, PluginKind::Env).map_err(anyhow::Error::msg)?;
+    let plugin = Plugin::load(entry)?;
+    let families = &plugin.descriptor.families;
+    let sel = |flag: &str, s: &str| {
+        tasks::resolve(s, families).map_err(|e| anyhow::anyhow!("plugin '{}': --{flag}: {e}", plugin.name))
+    };
+    let (train, test) = (sel("train", &args.train)?, sel("test", &args.test)?);
+    if train.family != test.family {
+        bail!("--train and --test name different families ('{}' and '{}')", train.family, test.family);
+    }
+    if train.tasks.is_empty() || test.tasks.is_empty() {
+        bail!("list the tasks to compare (e.g. {}:0..100), not a whole family", train.family);
+    }
+    if let Some(t) = test.tasks.iter().find(|t| train.tasks.contains(t)) {
+        bail!("task {t} is in both --train and --test");
+    }
+    let overrides: toml::Table = toml::from_str(&args.config).context("--config is not a TOML table")?;
+    let report = crate::leakage::check(&plugin, &train.family, &plugin.config_with(&overrides), &train.tasks, &test.tasks)?;
+    println!("{}", report.summary());
+    Ok(ExitCode::SUCCESS)
+}

@@ -77,6 +77,8 @@ pub enum PluginsCommand {
 pub enum EnvCommand {
     /// Step an env plugin with random actions and print its throughput (last line: steps/s).
     Bench(env::BenchArgs),
+    /// Count held-out tasks whose first frame is identical to a training task's.
+    Leakage(env::LeakageArgs),
 }
 
 /// Runs a parsed command line.
@@ -91,11 +93,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::List) => plugins::list(&registry),
         Command::Plugins(PluginsCommand::Check) => plugins::check(&registry),
         Command::Env(EnvCommand::Bench(args)) => env::bench(&registry, &args),
+        Command::Env(EnvCommand::Leakage(args)) => env::leakage(&registry, &args),
         Command::Run(args) => {
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
+            check_leakage(&plan, &plugins, &args.experiment)?;
             let out = args.out.clone().unwrap_or_else(|| plan.default_out());
             crate::run::run(&plan, &plugins, &out, args.resume)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Applies the experiment's leakage policy to every panel, before anything is written.
+fn check_leakage(plan: &crate::experiment::Plan, plugins: &crate::experiment::Plugins, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::experiment::Leakage;
+    if plan.leakage == Leakage::Off {
+        return Ok(());
+    }
+    for panel in &plan.panels {
+        let report = crate::leakage::check(&plugins.env, &plan.family, &plan.env_config, &panel.tasks, &plan.test_tasks)?;
+        if report.leaked.is_empty() {
+            continue;
+        }
+        let msg = format!("{}: env.train '{}': {}", file.display(), panel.selector, report.summary());
+        match plan.leakage {
+            Leakage::Refuse => anyhow::bail!("{msg} (env.leakage = \"refuse\"; choose other held-out tasks or set it to \"warn\")"),
+            _ => log::warn!("{msg}"),
+        }
+    }
+    Ok(())
 }
