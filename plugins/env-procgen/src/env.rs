@@ -81,7 +81,7 @@ struct Slot {
     rng: u64,
     /// Level the current episode started on.
     level: u64,
-    ret: f32,
+    ret: f64,
     len: u32,
     /// Steps since the current level started (Procgen's `cur_time`).
     level_time: u32,
@@ -135,7 +135,10 @@ impl ProcgenEnv {
             return Err(PluginError::invalid("procgen: num_envs must be at least 1"));
         }
         if req.num_envs > MAX_ENVS {
-            return Err(PluginError::invalid(format!("procgen: num_envs {} is too large (at most {MAX_ENVS})", req.num_envs)));
+            return Err(PluginError::invalid(format!(
+                "procgen: num_envs {} is too large (at most {MAX_ENVS})",
+                req.num_envs
+            )));
         }
         if req.trials == 0 {
             return Err(PluginError::invalid("procgen: trials must be at least 1"));
@@ -151,16 +154,17 @@ impl ProcgenEnv {
             )));
         }
         if cfg.rand_seed.is_some_and(|s| s > i32::MAX as u32) {
-            return Err(PluginError::invalid(format!("procgen config: rand_seed must be below 2^31 (got {})", cfg.rand_seed.unwrap())));
+            return Err(PluginError::invalid(format!(
+                "procgen config: rand_seed must be below 2^31 (got {})",
+                cfg.rand_seed.unwrap()
+            )));
         }
         if cfg.num_threads > 1024 {
             return Err(PluginError::invalid(format!("procgen config: num_threads {} is too large", cfg.num_threads)));
         }
         let tasks: Vec<u64> = req.tasks.to_vec();
         if let Some(bad) = tasks.iter().find(|&&t| t >= LEVELS) {
-            return Err(PluginError::invalid(format!(
-                "procgen: level {bad} is out of range (levels are 0..{LEVELS})"
-            )));
+            return Err(PluginError::invalid(format!("procgen: level {bad} is out of range (levels are 0..{LEVELS})")));
         }
         let levels = if mode == DistributionMode::Exploration {
             let level = game.exploration_level.expect("checked by supports") as u64;
@@ -237,19 +241,6 @@ impl ProcgenEnv {
         (if list.is_empty() { k } else { list[k as usize] }) as i32
     }
 
-    /// Makes env `i`'s next episode play `level` (steered mode).
-    fn steer_to(&mut self, i: usize, level: i32) -> Result<(), PluginError> {
-        let slot = &mut self.slots[i];
-        if slot.bounds == (level, level + 1) {
-            return Ok(());
-        }
-        let (game, expect) = (self.game.name, slot.bounds);
-        let venv = self.venv.as_mut().expect("reset before steering");
-        venv.edit_state(i, |s| state::set_next_level(s, game, expect, level).map(|()| true))?;
-        slot.bounds = (level, level + 1);
-        Ok(())
-    }
-
     /// Called when env `i` starts an episode: in steered mode, the last trial of a task is
     /// when the game must learn the level of the task after it.
     fn queue_steer(&mut self, i: usize) {
@@ -258,14 +249,39 @@ impl ProcgenEnv {
         }
     }
 
+    /// Draws the next task of every queued env and steers the games whose level changes.
     fn apply_steers(&mut self) -> Result<(), PluginError> {
-        let queued = std::mem::take(&mut self.steer);
-        for &i in &queued {
-            let next = self.sample(i);
-            self.steer_to(i, next)?;
+        let mut queued = std::mem::take(&mut self.steer);
+        let mut targets = Vec::with_capacity(queued.len());
+        queued.retain(|&i| {
+            let level = self.sample(i);
+            let keep = self.slots[i].bounds != (level, level + 1);
+            if keep {
+                targets.push((self.slots[i].bounds, level));
+            }
+            keep
+        });
+        let result = self.steer_to(&queued, &targets);
+        queued.clear();
+        self.steer = queued; // keeps the allocation
+        result
+    }
+
+    /// Makes the next episode of env `envs[k]` play `targets[k].1`; `targets[k].0` is the
+    /// game's current `[low, high)` (steered mode).
+    fn steer_to(&mut self, envs: &[usize], targets: &[((i32, i32), i32)]) -> Result<(), PluginError> {
+        if envs.is_empty() {
+            return Ok(());
         }
-        self.steer = queued;
-        self.steer.clear();
+        let game = self.game.name;
+        let venv = self.venv.as_mut().expect("reset before steering");
+        venv.edit_states(envs, |k, s| {
+            let (expect, level) = targets[k];
+            state::set_next_level(s, game, expect, level).map(|()| true)
+        })?;
+        for (&i, &(_, level)) in envs.iter().zip(targets) {
+            self.slots[i].bounds = (level, level + 1);
+        }
         Ok(())
     }
 
@@ -349,10 +365,9 @@ impl Env for ProcgenEnv {
             for s in &mut self.slots {
                 s.bounds = (0, i32::MAX); // num_levels = 0
             }
-            for i in 0..n {
-                let first = self.sample(i);
-                self.steer_to(i, first)?;
-            }
+            let envs: Vec<usize> = (0..n).collect();
+            let targets: Vec<_> = envs.iter().map(|&i| (self.slots[i].bounds, self.sample(i))).collect();
+            self.steer_to(&envs, &targets)?;
             let venv = self.venv.as_mut().unwrap();
             venv.actions_mut().fill(-1);
             venv.step();
@@ -413,7 +428,8 @@ impl Env for ProcgenEnv {
         // not be called again), while the caller lends new buffers on every call: one copy.
         obs.as_mut_slice().copy_from_slice(venv.obs());
 
-        let (reward, terminated, truncated) = (reward.as_mut_slice(), terminated.as_mut_slice(), truncated.as_mut_slice());
+        let (reward, terminated, truncated) =
+            (reward.as_mut_slice(), terminated.as_mut_slice(), truncated.as_mut_slice());
         let (success, task_end, task) = (success.as_mut_slice(), task_end.as_mut_slice(), task.as_mut_slice());
         let steered = matches!(self.levels, Levels::Steered { .. });
         for i in 0..n {
@@ -422,7 +438,7 @@ impl Env for ProcgenEnv {
             let complete = venv.prev_level_complete()[i] != 0;
             let level = venv.level_seed()[i];
             let s = &mut self.slots[i];
-            s.ret += r;
+            s.ret += r as f64;
             s.len += 1;
             s.level_time += 1;
             reward[i] = r;
@@ -440,7 +456,7 @@ impl Env for ProcgenEnv {
                 }
                 continue;
             }
-            let stat = EpisodeStat { env: i as u32, task: s.level, ret: s.ret, len: s.len, success: complete };
+            let stat = EpisodeStat { env: i as u32, task: s.level, ret: s.ret as _, len: s.len, success: complete };
             s.trial += 1;
             if s.trial >= self.trials {
                 s.trial = 0;

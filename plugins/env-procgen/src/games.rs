@@ -26,15 +26,35 @@ const fn g(name: &'static str, description: &'static str, timeout: u32) -> Game 
 pub static GAMES: [Game; 16] = [
     g("bigfish", "eat smaller fish to grow, avoid bigger ones", 6000),
     g("bossfight", "dodge the boss's projectiles and shoot down its shields", 4000),
-    Game { memory: Some(1000), exploration_level: Some(1259048185), ..g("caveflyer", "fly through caves, shoot targets, reach the exit", 1000) },
+    Game {
+        memory: Some(1000),
+        exploration_level: Some(1259048185),
+        ..g("caveflyer", "fly through caves, shoot targets, reach the exit", 1000)
+    },
     Game { extreme: true, ..g("chaser", "collect every orb while escaping the chasers (Pac-Man like)", 1000) },
     Game { exploration_level: Some(1561126160), ..g("climber", "climb platforms collecting stars", 1000) },
     Game { exploration_level: Some(1949448038), ..g("coinrun", "platformer: reach the coin at the far end", 1000) },
-    Game { extreme: true, memory: Some(1000), ..g("dodgeball", "hit the enemies with balls, then take the exit", 1000) },
+    Game {
+        extreme: true,
+        memory: Some(1000),
+        ..g("dodgeball", "hit the enemies with balls, then take the exit", 1000)
+    },
     g("fruitbot", "scrolling: collect fruit, avoid everything else", 1000),
-    Game { memory: Some(1000), exploration_level: Some(876640971), ..g("heist", "collect keys, open doors, steal the gem", 1000) },
-    Game { memory: Some(2000), exploration_level: Some(1434825276), ..g("jumper", "double-jump through an open world to the carrot", 1000) },
-    Game { extreme: true, exploration_level: Some(1318677581), ..g("leaper", "cross roads and rivers (Frogger like)", 500) },
+    Game {
+        memory: Some(1000),
+        exploration_level: Some(876640971),
+        ..g("heist", "collect keys, open doors, steal the gem", 1000)
+    },
+    Game {
+        memory: Some(2000),
+        exploration_level: Some(1434825276),
+        ..g("jumper", "double-jump through an open world to the carrot", 1000)
+    },
+    Game {
+        extreme: true,
+        exploration_level: Some(1318677581),
+        ..g("leaper", "cross roads and rivers (Frogger like)", 500)
+    },
     Game { memory: Some(500), exploration_level: Some(158988835), ..g("maze", "find the cheese in a maze", 500) },
     Game { memory: Some(1000), ..g("miner", "dig for diamonds, avoid falling boulders, exit", 1000) },
     Game { exploration_level: Some(1123500215), ..g("ninja", "jump across ledges to the mushroom", 1000) },

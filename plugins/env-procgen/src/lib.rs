@@ -36,7 +36,8 @@ impl PluginFactory for ProcgenPlugin {
             name: "procgen".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Env,
-            description: "Procgen Benchmark 0.10.7: 16 games, tasks are level seeds (needs procgen2==0.10.7 in .venv)".into(),
+            description: "Procgen Benchmark 0.10.7: 16 games, tasks are level seeds (needs procgen2==0.10.7 in .venv)"
+                .into(),
             caps: Caps::ENV_TRIALS,
             families: games::GAMES
                 .iter()

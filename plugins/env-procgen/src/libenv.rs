@@ -148,7 +148,8 @@ pub struct VecEnv {
     level_seed: Vec<i32>,
     prev_level_seed: Vec<i32>,
     prev_level_complete: Vec<u8>,
-    state: Vec<u8>,
+    /// Buffers for `get_state`, one per thread that edits states.
+    states: Vec<Vec<u8>>,
 }
 
 // SAFETY: libenv envs may be used from any thread, one thread at a time ("different
@@ -201,7 +202,7 @@ impl VecEnv {
             level_seed: vec![0; num],
             prev_level_seed: vec![0; num],
             prev_level_complete: vec![0; num],
-            state: Vec::new(),
+            states: Vec::new(),
         };
         env.check_spaces_and_set_buffers()?;
         env.observe();
@@ -227,7 +228,9 @@ impl VecEnv {
             unsafe { CStr::from_ptr(t.name.as_ptr()) }.to_string_lossy().into_owned()
         };
         let shape = |t: &LibenvTensortype| t.shape[..t.ndim.clamp(0, 16) as usize].to_vec();
-        let bad = |what: String| Err(PluginError::failed(format!("unexpected Procgen {what}; this adapter expects procgen 0.10.7")));
+        let bad = |what: String| {
+            Err(PluginError::failed(format!("unexpected Procgen {what}; this adapter expects procgen 0.10.7")))
+        };
 
         let ob = self.tensortypes(SPACE_OBSERVATION);
         if ob.len() != 1 || name(&ob[0]) != "rgb" || ob[0].dtype != DTYPE_UINT8 || shape(&ob[0]) != [64, 64, 3] {
@@ -320,20 +323,73 @@ impl VecEnv {
     /// Procgen re-renders its observation.
     pub fn edit_state<E>(&mut self, i: usize, edit: impl FnOnce(&mut [u8]) -> Result<bool, E>) -> Result<(), E> {
         assert!(i < self.num);
-        if self.state.is_empty() {
-            self.state = vec![0; MAX_STATE_SIZE];
+        if self.states.is_empty() {
+            self.states.push(vec![0; MAX_STATE_SIZE]);
         }
-        // SAFETY: a buffer of MAX_STATE_SIZE bytes, as Python passes; all games are idle.
-        let n = unsafe {
-            (self.lib.get_state)(self.handle, i as c_int, self.state.as_mut_ptr().cast(), MAX_STATE_SIZE as c_int)
-        };
-        let n = n.clamp(0, MAX_STATE_SIZE as c_int);
-        if edit(&mut self.state[..n as usize])? {
-            // SAFETY: a state this library serialised, edited without changing its layout.
-            unsafe { (self.lib.set_state)(self.handle, i as c_int, self.state.as_mut_ptr().cast(), n) };
-        }
-        Ok(())
+        edit_one(self.lib, self.handle, i, &mut self.states[0], edit)
     }
+
+    /// [`VecEnv::edit_state`] for each game of `envs` (`edit` gets the position in `envs`),
+    /// spread over the machine's cores: a get/set round trip costs as much as ~10 steps.
+    ///
+    /// Concurrent calls on different games are safe: `get_state`/`set_state` touch only their
+    /// game (and its own buffers), and re-rendering on several threads at once is what
+    /// Procgen's stepping threads do anyway. All games are idle here (after `observe`).
+    pub fn edit_states<E: Send>(
+        &mut self,
+        envs: &[usize],
+        edit: impl Fn(usize, &mut [u8]) -> Result<bool, E> + Sync,
+    ) -> Result<(), E> {
+        assert!(envs.iter().all(|&i| i < self.num));
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
+        let workers = cores.min(envs.len()).max(1);
+        while self.states.len() < workers {
+            self.states.push(vec![0; MAX_STATE_SIZE]);
+        }
+        let (lib, handle) = (self.lib, SendHandle(self.handle));
+        let chunk = envs.len().div_ceil(workers).max(1);
+        let mut parts = self.states.iter_mut().zip(envs.chunks(chunk).enumerate());
+        let run = |(buf, (c, part)): (&mut Vec<u8>, (usize, &[usize]))| -> Result<(), E> {
+            let handle = &handle;
+            for (j, &i) in part.iter().enumerate() {
+                edit_one(lib, handle.0, i, buf, |s| edit(c * chunk + j, s))?;
+            }
+            Ok(())
+        };
+        let Some(first) = parts.next() else { return Ok(()) };
+        std::thread::scope(|scope| {
+            let spawned: Vec<_> = parts.map(|p| scope.spawn(|| run(p))).collect();
+            let mine = run(first);
+            spawned
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .fold(mine, |acc, r| acc.and(r))
+        })
+    }
+}
+
+struct SendHandle(Handle);
+// SAFETY: see `edit_states`: each thread uses the handle for different games only.
+unsafe impl Send for SendHandle {}
+unsafe impl Sync for SendHandle {}
+
+fn edit_one<E>(
+    lib: &Libenv,
+    handle: Handle,
+    i: usize,
+    buf: &mut [u8],
+    edit: impl FnOnce(&mut [u8]) -> Result<bool, E>,
+) -> Result<(), E> {
+    debug_assert_eq!(buf.len(), MAX_STATE_SIZE);
+    // SAFETY: a buffer of MAX_STATE_SIZE bytes, as Python passes; the game is idle.
+    let n = unsafe { (lib.get_state)(handle, i as c_int, buf.as_mut_ptr().cast(), MAX_STATE_SIZE as c_int) };
+    let n = n.clamp(0, MAX_STATE_SIZE as c_int);
+    if edit(&mut buf[..n as usize])? {
+        // SAFETY: a state this library serialised, edited without changing its layout.
+        unsafe { (lib.set_state)(handle, i as c_int, buf.as_mut_ptr().cast(), n) };
+    }
+    Ok(())
 }
 
 impl Drop for VecEnv {

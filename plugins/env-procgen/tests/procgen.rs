@@ -1,6 +1,6 @@
 //! Tests against the real Procgen libenv installed in the repository's `.venv`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use metarl_env_procgen::{games, libenv, locate, state, ProcgenPlugin, LEVELS};
@@ -78,7 +78,8 @@ impl Run {
     }
 
     fn reset(&mut self, seed: u64) {
-        let out = ResetBuffers { obs: ObsMut::U8(self.obs.as_mut_slice().into()), task: self.task.as_mut_slice().into() };
+        let out =
+            ResetBuffers { obs: ObsMut::U8(self.obs.as_mut_slice().into()), task: self.task.as_mut_slice().into() };
         self.env.reset(seed, out).unwrap();
     }
 
@@ -157,12 +158,29 @@ fn spec_and_observations() {
 }
 
 #[test]
+fn distribution_modes() {
+    let run = Run::new(&request("coinrun", vec![], 2, 1, 1, "distribution_mode = \"exploration\""), 0);
+    assert_eq!(run.task, vec![1949448038; 2]);
+    assert_eq!(run.env.spec().max_episode_steps, 1000);
+    let run = Run::new(&request("jumper", vec![4], 1, 1, 1, "distribution_mode = \"memory\""), 0);
+    assert_eq!((run.task[0], run.env.spec().max_episode_steps), (4, 2000));
+    let easy = Run::new(&request("maze", vec![4], 1, 1, 1, ""), 0);
+    let hard = Run::new(&request("maze", vec![4], 1, 1, 1, "distribution_mode = \"hard\""), 0);
+    assert_ne!(easy.frame(0), hard.frame(0));
+    Run::new(&request("starpilot", vec![4], 1, 1, 1, "distribution_mode = \"extreme\""), 0).step_random();
+}
+
+#[test]
 fn same_seeds_same_frames() {
     let req = request("coinrun", vec![], 4, 1, 7, "");
     let a = rollout(&req, 3, 50);
     assert_eq!(a, rollout(&req, 3, 50), "same seeds, different frames");
     assert_ne!(a, rollout(&req, 4, 50), "a different reset seed gave the same frames");
-    assert_ne!(a, rollout(&request("coinrun", vec![], 4, 1, 8, ""), 3, 50), "a different request seed gave the same frames");
+    assert_ne!(
+        a,
+        rollout(&request("coinrun", vec![], 4, 1, 8, ""), 3, 50),
+        "a different request seed gave the same frames"
+    );
     // Steered levels are deterministic too.
     let req = request("coinrun", vec![3, 9, 27, 81], 4, 2, 7, "");
     assert_eq!(rollout(&req, 1, 50), rollout(&req, 1, 50));
@@ -175,11 +193,11 @@ fn episodes_are_consistent_with_step_outputs() {
     let mut run = Run::new(&req, 0);
     assert_eq!(run.env.spec().max_episode_steps, 500);
     let mut mine: Vec<EpisodeStat> = Vec::new();
-    let (mut ret, mut len, mut start) = (vec![0f32; 8], vec![0u32; 8], run.task.clone());
+    let (mut ret, mut len, mut start) = (vec![0f64; 8], vec![0u32; 8], run.task.clone());
     for _ in 0..520 {
         run.step_random();
         for i in 0..8 {
-            ret[i] += run.reward[i];
+            ret[i] += run.reward[i] as f64;
             len[i] += 1;
             assert!(!(run.terminated[i] != 0 && run.truncated[i] != 0));
             assert!(run.success[i] == 0 || run.terminated[i] != 0, "success without a terminal step");
@@ -187,7 +205,13 @@ fn episodes_are_consistent_with_step_outputs() {
                 assert!(len[i] <= 500);
                 assert_eq!(run.truncated[i] != 0, len[i] == 500 && run.success[i] == 0);
                 assert_eq!(run.task_end[i], 1, "trials = 1 ends the task with every episode");
-                mine.push(EpisodeStat { env: i as u32, task: start[i], ret: ret[i], len: len[i], success: run.success[i] != 0 });
+                mine.push(EpisodeStat {
+                    env: i as u32,
+                    task: start[i],
+                    ret: ret[i] as _,
+                    len: len[i],
+                    success: run.success[i] != 0,
+                });
                 ret[i] = 0.0;
                 len[i] = 0;
                 start[i] = run.task[i];
@@ -243,21 +267,24 @@ fn tasks_stay_within_the_requested_levels() {
 
 #[test]
 fn steered_levels_are_the_real_levels() {
-    // The first frame of a level reached by steering equals that level's frame when the env
-    // runs it natively (a one-level request), so `task` names the level actually played.
+    // The first frame of a level reached by steering (at reset and at later episode starts)
+    // equals that level's first frame when an env runs it natively (a one-level request), so
+    // `task` names the level actually played.
     let list = vec![11, 500, 90_001];
-    let run = Run::new(&request("maze", list.clone(), 6, 1, 3, ""), 0);
-    let mut first: HashMap<u64, Vec<u8>> = HashMap::new();
-    for i in 0..6 {
-        first.insert(run.task[i], run.frame(i).to_vec());
+    let mut run = Run::new(&request("chaser", list.clone(), 4, 1, 3, ""), 0);
+    let mut firsts: Vec<(u64, Vec<u8>)> = (0..4).map(|i| (run.task[i], run.frame(i).to_vec())).collect();
+    for _ in 0..300 {
+        run.step_random();
+        firsts.extend((0..4).filter(|&i| run.done(i)).map(|i| (run.task[i], run.frame(i).to_vec())));
     }
+    assert!(firsts.len() > 12, "only {} episodes", firsts.len());
     for &l in &list {
-        if let Some(f) = first.get(&l) {
-            let native = Run::new(&request("maze", vec![l], 1, 1, 99, ""), 5);
-            assert_eq!(native.frame(0), &f[..], "level {l}");
-        }
+        let native = Run::new(&request("chaser", vec![l], 1, 1, 99, ""), 5);
+        let mine: Vec<&Vec<u8>> = firsts.iter().filter(|f| f.0 == l).map(|f| &f.1).collect();
+        assert!(!mine.is_empty(), "level {l} never played");
+        assert!(mine.iter().all(|f| f.as_slice() == native.frame(0)), "level {l}");
     }
-    assert!(first.len() >= 2);
+    assert!(firsts.iter().all(|f| list.contains(&f.0)));
 }
 
 #[test]
@@ -335,7 +362,8 @@ fn bad_requests_are_refused_with_clear_messages() {
     assert!(m.contains("use_sequential_levels"), "{m}");
     let m = msg(request("coinrun", vec![5], 1, 1, 0, "distribution_mode = \"exploration\""));
     assert!(m.contains("exploration"), "{m}");
-    let m = msg(EnvRequest { config: "procgen_dir = \"/nonexistent\"".into(), ..request("coinrun", vec![], 1, 1, 0, "") });
+    let m =
+        msg(EnvRequest { config: "procgen_dir = \"/nonexistent\"".into(), ..request("coinrun", vec![], 1, 1, 0, "") });
     assert!(m.contains("not a Procgen install"), "{m}");
 
     // Bad calls on a built env.
@@ -403,8 +431,9 @@ fn bench_coinrun_64() {
         ("steered, every 2nd of 0..400", (0..200).map(|l| 2 * l).collect(), 1),
         ("trials 4 on 0..200", (0..200).collect(), 4),
     ];
+    let game = std::env::var("BENCH_GAME").unwrap_or_else(|_| "coinrun".into());
     for (name, tasks, trials) in cases {
-        let mut req = request("coinrun", tasks, 64, trials, 0, "");
+        let mut req = request(&game, tasks, 64, trials, 0, "");
         req.config = format!("procgen_dir = {:?}", procgen_dir().display().to_string()).into();
         let mut run = Run::new(&req, 0);
         for _ in 0..50 {
@@ -452,4 +481,41 @@ for t in range(300):
     assert_eq!(ours.len(), py.stdout.len());
     assert!(ours == py.stdout, "frames differ from Python's");
     assert!(!run.env.take_episodes().is_empty(), "no episode ended; the check missed resets");
+}
+
+#[test]
+#[ignore]
+fn bench_state_patch() {
+    let dir = locate::find(Some(&procgen_dir())).unwrap();
+    let lib = libenv::load(&dir.libenv()).unwrap();
+    for game in ["coinrun", "chaser", "bigfish", "maze"] {
+        let opts = vec![
+            ("env_name", libenv::Opt::Str(game.into())),
+            ("num_levels", libenv::Opt::Int(0)),
+            ("start_level", libenv::Opt::Int(0)),
+            ("num_actions", libenv::Opt::Int(15)),
+            ("rand_seed", libenv::Opt::Int(1)),
+            ("num_threads", libenv::Opt::Int(0)),
+            ("distribution_mode", libenv::Opt::Int(0)),
+            ("resource_root", libenv::Opt::Str(dir.resource_root())),
+        ];
+        let mut venv = libenv::VecEnv::new(lib, 1, &opts).unwrap();
+        let n = 500;
+        let t = std::time::Instant::now();
+        let mut size = 0;
+        for _ in 0..n {
+            venv.edit_state(0, |s| {
+                size = s.len();
+                Ok::<bool, ()>(true)
+            })
+            .unwrap();
+        }
+        let patch = t.elapsed().as_secs_f64() / n as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            venv.step();
+        }
+        let step = t.elapsed().as_secs_f64() / n as f64;
+        println!("{game}: state {size} bytes, get+set {:.0} us, step {:.0} us", patch * 1e6, step * 1e6);
+    }
 }
