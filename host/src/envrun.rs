@@ -1,97 +1,27 @@
-//! Host-side handle on a batched env: owns the buffers the env writes into and checks sizes.
+//! Host-side helpers for batched envs: opening one through a plugin, random actions.
 
-use abi_stable::std_types::RVec;
-use metarl_plugin_api::env::{EnvBox, EnvRequest, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers};
-use metarl_plugin_api::types::{ActionBuf, ActionKind, ActionSpace, ActionsRef, ObsBuf};
+use metarl_plugin_api::driver::CallFailed;
+pub use metarl_plugin_api::driver::EnvBatch;
+use metarl_plugin_api::env::EnvRequest;
+use metarl_plugin_api::types::{ActionBuf, ActionKind, ActionSpace, ActionsRef, PluginError};
 
-use crate::loader::{check, CallError, Plugin};
+use crate::loader::{CallError, Plugin};
 
-/// A batched env plus the buffers its outputs land in.
-pub struct EnvRunner {
-    plugin: String,
-    env: EnvBox,
-    /// Spaces and batch size.
-    pub spec: EnvSpec,
-    /// Latest observations, `num_envs * numel`.
-    pub obs: ObsBuf,
-    /// Latest rewards.
-    pub reward: Vec<f32>,
-    /// Latest terminal flags.
-    pub terminated: Vec<u8>,
-    /// Latest truncation flags.
-    pub truncated: Vec<u8>,
-    /// Latest success flags.
-    pub success: Vec<u8>,
-    /// Latest end-of-task flags (last trial finished).
-    pub task_end: Vec<u8>,
-    /// Task of each latest observation.
-    pub task: Vec<u64>,
+/// Builds a batched env through `plugin`, with its output buffers, checking that it has the
+/// requested number of envs.
+pub fn open(plugin: &Plugin, req: &EnvRequest) -> Result<EnvBatch, CallError> {
+    let env = plugin.new_env(req)?;
+    let batch = call(&plugin.name, EnvBatch::new(env))?;
+    if batch.spec.num_envs != req.num_envs {
+        let error = PluginError::failed(format!("env reports {} envs but {} were requested", batch.spec.num_envs, req.num_envs));
+        return Err(CallError { plugin: plugin.name.clone(), call: "spec", error });
+    }
+    Ok(batch)
 }
 
-impl EnvRunner {
-    /// Builds the env through `plugin` and checks that it matches the request.
-    pub fn new(plugin: &Plugin, req: &EnvRequest) -> Result<Self, CallError> {
-        let env = plugin.new_env(req)?;
-        Self::wrap(&plugin.name, env, req.num_envs)
-    }
-
-    /// Wraps an env already built (for example by a meta plugin's request).
-    pub fn wrap(plugin: &str, env: EnvBox, num_envs: u32) -> Result<Self, CallError> {
-        let spec = check(plugin, "spec", env.spec())?;
-        if spec.num_envs != num_envs {
-            return Err(CallError {
-                plugin: plugin.to_string(),
-                call: "spec",
-                error: metarl_plugin_api::types::PluginError::failed(format!(
-                    "env reports {} envs but {num_envs} were requested",
-                    spec.num_envs
-                )),
-            });
-        }
-        let n = spec.num_envs as usize;
-        Ok(Self {
-            plugin: plugin.to_string(),
-            obs: ObsBuf::zeros(&spec.obs, n),
-            reward: vec![0.0; n],
-            terminated: vec![0; n],
-            truncated: vec![0; n],
-            success: vec![0; n],
-            task_end: vec![0; n],
-            task: vec![0; n],
-            spec,
-            env,
-        })
-    }
-
-    /// Number of envs.
-    pub fn num_envs(&self) -> usize {
-        self.spec.num_envs as usize
-    }
-
-    /// Resets every env with `seed`.
-    pub fn reset(&mut self, seed: u64) -> Result<(), CallError> {
-        let out = ResetBuffers { obs: self.obs.as_mut(), task: self.task.as_mut_slice().into() };
-        check(&self.plugin, "reset", self.env.reset(seed, out))
-    }
-
-    /// Steps every env once.
-    pub fn step(&mut self, actions: ActionsRef<'_>) -> Result<(), CallError> {
-        let out = StepBuffers {
-            obs: self.obs.as_mut(),
-            reward: self.reward.as_mut_slice().into(),
-            terminated: self.terminated.as_mut_slice().into(),
-            truncated: self.truncated.as_mut_slice().into(),
-            success: self.success.as_mut_slice().into(),
-            task_end: self.task_end.as_mut_slice().into(),
-            task: self.task.as_mut_slice().into(),
-        };
-        check(&self.plugin, "step", self.env.step(actions, out))
-    }
-
-    /// Episodes finished since the last call.
-    pub fn take_episodes(&mut self) -> Result<RVec<EpisodeStat>, CallError> {
-        check(&self.plugin, "take_episodes", self.env.take_episodes())
-    }
+/// Names the plugin in the error of a call made through the driver.
+pub fn call<T>(plugin: &str, r: Result<T, CallFailed>) -> Result<T, CallError> {
+    r.map_err(|f| CallError { plugin: plugin.to_string(), call: f.call, error: f.error })
 }
 
 /// Uniformly random actions from a fixed seed (SplitMix64), for benchmarks and smoke tests.

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use metarl_plugin_api::env::EnvRequest;
 use metarl_plugin_api::types::ObsBuf;
 
-use crate::envrun::EnvRunner;
+use crate::envrun::{self, call};
 use crate::loader::Plugin;
 
 /// Result of a leakage check.
@@ -41,8 +41,8 @@ impl LeakageReport {
 /// Hash of the first observation of `task` (one env, fixed seed).
 pub fn first_frame(plugin: &Plugin, family: &str, config: &str, task: u64) -> anyhow::Result<u64> {
     let req = EnvRequest { family: family.into(), tasks: vec![task].into(), num_envs: 1, trials: 1, seed: 0, config: config.into() };
-    let mut env = EnvRunner::new(plugin, &req)?;
-    env.reset(0)?;
+    let mut env = envrun::open(plugin, &req)?;
+    call(&plugin.name, env.reset(0))?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match &env.obs {
         ObsBuf::U8(v) => v.as_slice().hash(&mut h),

@@ -276,14 +276,14 @@ impl Runner<'_> {
             config: self.plan.env_config.as_str().into(),
         };
         let env = self.plugins.env.new_env(&req)?;
-        let mut d = Driver::new(env, algo, seed, MemoryReset::Episode).map_err(|e| anyhow::anyhow!("zero-shot evaluation: {e}"))?;
+        let mut d = Driver::new(env, algo, seed, MemoryReset::Episode).context("zero-shot evaluation")?;
         let want = self.plan.eval_episodes as usize;
-        let limit = (want as u64 + 1) * d.spec.max_episode_steps.max(1000) as u64;
+        let limit = (want as u64 + 1) * d.batch.spec.max_episode_steps.max(1000) as u64;
         let mut returns = Vec::new();
         let mut steps = 0;
         while returns.len() < want && steps < limit {
-            d.step(algo, false, false).map_err(|e| anyhow::anyhow!("zero-shot evaluation: {e}"))?;
-            returns.extend(d.take_episodes().map_err(|e| anyhow::anyhow!("{e}"))?.iter().map(|e| e.ret as f64));
+            d.step(algo, false, false).context("zero-shot evaluation")?;
+            returns.extend(d.take_episodes().context("zero-shot evaluation")?.iter().map(|e| e.ret as f64));
             steps += 1;
         }
         returns.truncate(want);

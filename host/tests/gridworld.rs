@@ -4,7 +4,7 @@
 mod common;
 use std::collections::BTreeSet;
 
-use metarl::envrun::{EnvRunner, RandomActions};
+use metarl::envrun::{self, EnvBatch, RandomActions};
 use metarl::loader::Plugin;
 use metarl::registry::Registry;
 use metarl_plugin_api::env::EnvRequest;
@@ -22,7 +22,7 @@ fn request(family: &str, tasks: &[u64], num_envs: u32, trials: u32, seed: u64) -
     EnvRequest { family: family.into(), tasks: tasks.to_vec().into(), num_envs, trials, seed, config: "".into() }
 }
 
-fn frames(env: &EnvRunner) -> Vec<u8> {
+fn frames(env: &EnvBatch) -> Vec<u8> {
     match &env.obs {
         ObsBuf::U8(v) => v.to_vec(),
         ObsBuf::F32(_) => panic!("gridworld renders u8 images"),
@@ -30,7 +30,7 @@ fn frames(env: &EnvRunner) -> Vec<u8> {
 }
 
 fn rollout(p: &Plugin, seed: u64, steps: usize) -> Vec<Vec<u8>> {
-    let mut env = EnvRunner::new(p, &request("gridworld", &[], 8, 1, seed)).unwrap();
+    let mut env = envrun::open(p, &request("gridworld", &[], 8, 1, seed)).unwrap();
     let mut actions = RandomActions::new(&env.spec.action, 8, 7);
     env.reset(1).unwrap();
     let mut out = vec![frames(&env)];
@@ -44,7 +44,7 @@ fn rollout(p: &Plugin, seed: u64, steps: usize) -> Vec<Vec<u8>> {
 #[test]
 fn observations_are_64x64x3_u8_with_5_actions() {
     let p = gridworld();
-    let env = EnvRunner::new(&p, &request("gridworld", &[], 3, 1, 0)).unwrap();
+    let env = envrun::open(&p, &request("gridworld", &[], 3, 1, 0)).unwrap();
     assert_eq!(env.spec.obs, ObsSpace::image(64, 64, 3));
     assert_eq!(env.spec.action, ActionSpace::discrete(5));
     assert_eq!(env.spec.num_envs, 3);
@@ -73,13 +73,13 @@ fn each_task_is_identifiable_from_one_frame_unless_hidden() {
     let p = gridworld();
     let mut seen = BTreeSet::new();
     for task in 0..16 {
-        let mut env = EnvRunner::new(&p, &request("gridworld", &[task], 1, 1, 0)).unwrap();
+        let mut env = envrun::open(&p, &request("gridworld", &[task], 1, 1, 0)).unwrap();
         env.reset(0).unwrap();
         assert_eq!(env.task, vec![task]);
         let colours = goal_colours(&frames(&env));
         assert_eq!(colours.len(), 1, "task {task} shows exactly one goal colour");
         seen.insert((colours.into_iter().next().unwrap(), frames(&env).iter().position(|&b| b != 0 && b != 24 && b != 255)));
-        let mut hidden = EnvRunner::new(&p, &request("gridworld-hidden", &[task], 1, 1, 0)).unwrap();
+        let mut hidden = envrun::open(&p, &request("gridworld-hidden", &[task], 1, 1, 0)).unwrap();
         hidden.reset(0).unwrap();
         assert!(goal_colours(&frames(&hidden)).is_empty(), "hidden task {task} shows no goal");
     }
@@ -89,7 +89,7 @@ fn each_task_is_identifiable_from_one_frame_unless_hidden() {
 #[test]
 fn episodes_end_on_goal_or_time_limit_and_are_reported() {
     let p = gridworld();
-    let mut env = EnvRunner::new(&p, &request("gridworld", &[], 16, 1, 5)).unwrap();
+    let mut env = envrun::open(&p, &request("gridworld", &[], 16, 1, 5)).unwrap();
     let max = env.spec.max_episode_steps;
     assert_eq!(max, 32);
     let mut actions = RandomActions::new(&env.spec.action, 16, 9);
@@ -124,7 +124,7 @@ fn episodes_end_on_goal_or_time_limit_and_are_reported() {
 #[test]
 fn trials_keep_the_task_and_flag_the_last_one() {
     let p = gridworld();
-    let mut env = EnvRunner::new(&p, &request("gridworld-hidden", &[], 4, 3, 11)).unwrap();
+    let mut env = envrun::open(&p, &request("gridworld-hidden", &[], 4, 3, 11)).unwrap();
     let mut actions = RandomActions::new(&env.spec.action, 4, 1);
     env.reset(0).unwrap();
     let mut trial = [0u32; 4];

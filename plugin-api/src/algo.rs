@@ -190,6 +190,12 @@ pub trait AlgoFfi: Send {
 /// An owned algo handle that can cross the boundary.
 pub type AlgoBox = AlgoFfi_TO<'static, RBox<()>>;
 
+/// Wraps an in-process [`Algo`] in the FFI-safe form, with the same panic guard a loaded
+/// plugin gets: how tests and embedders drive a plugin's code without loading it as a library.
+pub fn into_ffi(inner: Box<dyn Algo>) -> AlgoBox {
+    GuardedAlgo::boxed(inner)
+}
+
 pub(crate) struct GuardedAlgo {
     inner: Box<dyn Algo>,
     poisoned: bool,

@@ -12,8 +12,31 @@ use crate::env::{EnvBox, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers};
 use crate::meta::MetaContext;
 use crate::types::*;
 
-fn ffi<T>(call: &str, r: PResult<T>) -> Result<T, PluginError> {
-    r.into_result().map_err(|e| PluginError { kind: e.kind, message: format!("{call}: {}", e.message).into() })
+/// A failed call on an env or algo object: which call, and the plugin's error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailed {
+    /// The call, e.g. `step`.
+    pub call: &'static str,
+    /// The plugin's error.
+    pub error: PluginError,
+}
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.call, self.error)
+    }
+}
+
+impl std::error::Error for CallFailed {}
+
+impl From<CallFailed> for PluginError {
+    fn from(e: CallFailed) -> Self {
+        PluginError { kind: e.error.kind, message: format!("{} failed: {}", e.call, e.error.message).into() }
+    }
+}
+
+fn ffi<T>(call: &'static str, r: PResult<T>) -> Result<T, CallFailed> {
+    r.into_result().map_err(|error| CallFailed { call, error })
 }
 
 /// When the recurrent state (and the previous action and reward) go back to zero.
@@ -25,18 +48,113 @@ pub enum MemoryReset {
     Task,
 }
 
-/// A batched env and everything needed to drive it with an algo.
-pub struct Driver {
+/// A batched env with the buffers its outputs land in.
+///
+/// The env writes each step's observations into a spare buffer which is then swapped in, so
+/// the observations an action was taken in stay available ([`EnvBatch::prev_obs`]) without a
+/// copy: what a transition needs.
+pub struct EnvBatch {
     env: EnvBox,
     /// The env's spaces and batch size.
     pub spec: EnvSpec,
+    /// Current observations (after the latest reset or step).
+    pub obs: ObsBuf,
+    spare_obs: ObsBuf,
+    /// Task of each current observation.
+    pub task: Vec<u64>,
+    spare_task: Vec<u64>,
+    /// Rewards of the latest step.
+    pub reward: Vec<f32>,
+    /// Terminal flags of the latest step.
+    pub terminated: Vec<u8>,
+    /// Truncation flags of the latest step.
+    pub truncated: Vec<u8>,
+    /// Success flags of the latest step.
+    pub success: Vec<u8>,
+    /// End-of-task flags of the latest step (last trial of a task finished).
+    pub task_end: Vec<u8>,
+}
+
+impl EnvBatch {
+    /// Wraps `env`, sizing buffers from its spec.
+    pub fn new(env: EnvBox) -> Result<Self, CallFailed> {
+        let spec = ffi("spec", env.spec())?;
+        let n = spec.num_envs as usize;
+        Ok(Self {
+            obs: ObsBuf::zeros(&spec.obs, n),
+            spare_obs: ObsBuf::zeros(&spec.obs, n),
+            task: vec![0; n],
+            spare_task: vec![0; n],
+            reward: vec![0.0; n],
+            terminated: vec![0; n],
+            truncated: vec![0; n],
+            success: vec![0; n],
+            task_end: vec![0; n],
+            spec,
+            env,
+        })
+    }
+
+    /// Number of envs.
+    pub fn num_envs(&self) -> usize {
+        self.spec.num_envs as usize
+    }
+
+    /// Resets every env with `seed`.
+    pub fn reset(&mut self, seed: u64) -> Result<(), CallFailed> {
+        ffi("reset", self.env.reset(seed, ResetBuffers { obs: self.obs.as_mut(), task: self.task.as_mut_slice().into() }))
+    }
+
+    /// Steps every env once; the observations acted in become [`EnvBatch::prev_obs`].
+    pub fn step(&mut self, actions: ActionsRef<'_>) -> Result<(), CallFailed> {
+        ffi(
+            "step",
+            self.env.step(
+                actions,
+                StepBuffers {
+                    obs: self.spare_obs.as_mut(),
+                    reward: self.reward.as_mut_slice().into(),
+                    terminated: self.terminated.as_mut_slice().into(),
+                    truncated: self.truncated.as_mut_slice().into(),
+                    success: self.success.as_mut_slice().into(),
+                    task_end: self.task_end.as_mut_slice().into(),
+                    task: self.spare_task.as_mut_slice().into(),
+                },
+            ),
+        )?;
+        std::mem::swap(&mut self.obs, &mut self.spare_obs);
+        std::mem::swap(&mut self.task, &mut self.spare_task);
+        Ok(())
+    }
+
+    /// Observations the latest step's actions were taken in.
+    pub fn prev_obs(&self) -> ObsRef<'_> {
+        self.spare_obs.as_ref()
+    }
+
+    /// Tasks of [`EnvBatch::prev_obs`].
+    pub fn prev_task(&self) -> &[u64] {
+        &self.spare_task
+    }
+
+    /// Episodes finished since the last call.
+    pub fn take_episodes(&mut self) -> Result<Vec<EpisodeStat>, CallFailed> {
+        Ok(ffi("take_episodes", self.env.take_episodes())?.into_vec())
+    }
+
+    /// Expert demonstrations (needs [`Caps::ENV_DEMOS`]).
+    pub fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> Result<Vec<crate::env::Trajectory>, CallFailed> {
+        Ok(ffi("demos", self.env.demos(task, episodes, seed))?.into_vec())
+    }
+}
+
+/// A batched env driven by an algo: carries recurrent state, previous actions and rewards.
+pub struct Driver {
+    /// The env and its latest outputs.
+    pub batch: EnvBatch,
     n: usize,
     state_dim: usize,
     memory_reset: MemoryReset,
-    obs: ObsBuf,
-    next_obs: ObsBuf,
-    task: Vec<u64>,
-    next_task: Vec<u64>,
     actions: ActionBuf,
     prev_actions: ActionBuf,
     prev_reward: Vec<f32>,
@@ -44,11 +162,6 @@ pub struct Driver {
     state: Vec<f32>,
     state_before: Vec<f32>,
     extras: Vec<f32>,
-    reward: Vec<f32>,
-    terminated: Vec<u8>,
-    truncated: Vec<u8>,
-    success: Vec<u8>,
-    task_end: Vec<u8>,
     /// Context rows handed to `act` (`num_envs * context_dim`, empty without context).
     pub context: Vec<f32>,
     /// Env steps taken so far (summed over envs).
@@ -57,36 +170,24 @@ pub struct Driver {
 
 impl Driver {
     /// Resets `env` with `seed` and prepares buffers sized for `algo`.
-    pub fn new(mut env: EnvBox, algo: &AlgoBox, seed: u64, memory_reset: MemoryReset) -> Result<Self, PluginError> {
-        let spec = ffi("spec", env.spec())?;
+    pub fn new(env: EnvBox, algo: &AlgoBox, seed: u64, memory_reset: MemoryReset) -> Result<Self, CallFailed> {
+        let mut batch = EnvBatch::new(env)?;
+        batch.reset(seed)?;
         let info = ffi("info", algo.info())?;
         let extras_dim = ffi("extras_dim", algo.extras_dim())? as usize;
-        let n = spec.num_envs as usize;
+        let n = batch.num_envs();
         let state_dim = info.state_dim as usize;
-        let mut obs = ObsBuf::zeros(&spec.obs, n);
-        let mut task = vec![0; n];
-        ffi("reset", env.reset(seed, ResetBuffers { obs: obs.as_mut(), task: task.as_mut_slice().into() }))?;
         Ok(Self {
-            next_obs: ObsBuf::zeros(&spec.obs, n),
-            next_task: task.clone(),
-            actions: ActionBuf::zeros(&spec.action, n),
-            prev_actions: ActionBuf::zeros(&spec.action, n),
+            actions: ActionBuf::zeros(&batch.spec.action, n),
+            prev_actions: ActionBuf::zeros(&batch.spec.action, n),
             prev_reward: vec![0.0; n],
             first: vec![1; n],
             state: vec![0.0; n * state_dim],
             state_before: vec![0.0; n * state_dim],
             extras: vec![0.0; n * extras_dim],
-            reward: vec![0.0; n],
-            terminated: vec![0; n],
-            truncated: vec![0; n],
-            success: vec![0; n],
-            task_end: vec![0; n],
             context: Vec::new(),
             env_steps: 0,
-            obs,
-            task,
-            env,
-            spec,
+            batch,
             n,
             state_dim,
             memory_reset,
@@ -98,13 +199,13 @@ impl Driver {
         self.n
     }
 
-    /// Task of each current observation.
-    pub fn tasks(&self) -> &[u64] {
-        &self.task
+    /// The recurrent state, `num_envs * state_dim` floats.
+    pub fn state(&self) -> &[f32] {
+        &self.state
     }
 
     /// One batched step: act, step the env, optionally record the transitions.
-    pub fn step(&mut self, algo: &mut AlgoBox, record: bool, deterministic: bool) -> Result<(), PluginError> {
+    pub fn step(&mut self, algo: &mut AlgoBox, record: bool, deterministic: bool) -> Result<(), CallFailed> {
         if record && self.state_dim > 0 {
             self.state_before.copy_from_slice(&self.state);
         }
@@ -112,7 +213,7 @@ impl Driver {
             "act",
             algo.act(
                 ActInput {
-                    obs: self.obs.as_ref(),
+                    obs: self.batch.obs.as_ref(),
                     state: self.state.as_mut_slice().into(),
                     prev_action: self.prev_actions.as_ref(),
                     prev_reward: self.prev_reward.as_slice().into(),
@@ -123,36 +224,23 @@ impl Driver {
                 ActOutput { actions: self.actions.as_mut(), extras: self.extras.as_mut_slice().into() },
             ),
         )?;
-        ffi(
-            "step",
-            self.env.step(
-                self.actions.as_ref(),
-                StepBuffers {
-                    obs: self.next_obs.as_mut(),
-                    reward: self.reward.as_mut_slice().into(),
-                    terminated: self.terminated.as_mut_slice().into(),
-                    truncated: self.truncated.as_mut_slice().into(),
-                    success: self.success.as_mut_slice().into(),
-                    task_end: self.task_end.as_mut_slice().into(),
-                    task: self.next_task.as_mut_slice().into(),
-                },
-            ),
-        )?;
+        self.batch.step(self.actions.as_ref())?;
         if record {
+            let b = &self.batch;
             let state: RSlice<'_, f32> =
                 if self.state_dim > 0 { self.state_before.as_slice().into() } else { RSlice::from_slice(&[]) };
             ffi(
                 "record",
                 algo.record(Transitions {
-                    obs: self.obs.as_ref(),
+                    obs: b.prev_obs(),
                     actions: self.actions.as_ref(),
                     extras: self.extras.as_slice().into(),
-                    rewards: self.reward.as_slice().into(),
-                    terminated: self.terminated.as_slice().into(),
-                    truncated: self.truncated.as_slice().into(),
-                    next_obs: self.next_obs.as_ref(),
+                    rewards: b.reward.as_slice().into(),
+                    terminated: b.terminated.as_slice().into(),
+                    truncated: b.truncated.as_slice().into(),
+                    next_obs: b.obs.as_ref(),
                     state,
-                    task: self.task.as_slice().into(),
+                    task: b.prev_task().into(),
                 }),
             )?;
         }
@@ -162,16 +250,14 @@ impl Driver {
 
     /// Carries the step's outputs over as the next step's inputs.
     fn advance(&mut self) {
-        std::mem::swap(&mut self.obs, &mut self.next_obs);
-        std::mem::swap(&mut self.task, &mut self.next_task);
         std::mem::swap(&mut self.prev_actions, &mut self.actions);
-        self.prev_reward.copy_from_slice(&self.reward);
+        self.prev_reward.copy_from_slice(&self.batch.reward);
         for i in 0..self.n {
-            let episode_end = self.terminated[i] | self.truncated[i];
+            let episode_end = self.batch.terminated[i] | self.batch.truncated[i];
             self.first[i] = episode_end;
             let forget = match self.memory_reset {
                 MemoryReset::Episode => episode_end == 1,
-                MemoryReset::Task => self.task_end[i] == 1,
+                MemoryReset::Task => self.batch.task_end[i] == 1,
             };
             if forget {
                 self.state[i * self.state_dim..(i + 1) * self.state_dim].fill(0.0);
@@ -189,8 +275,8 @@ impl Driver {
     }
 
     /// Episodes finished since the last call.
-    pub fn take_episodes(&mut self) -> Result<Vec<EpisodeStat>, PluginError> {
-        Ok(ffi("take_episodes", self.env.take_episodes())?.into_vec())
+    pub fn take_episodes(&mut self) -> Result<Vec<EpisodeStat>, CallFailed> {
+        self.batch.take_episodes()
     }
 }
 
@@ -219,6 +305,6 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64) -> Result<u64, PluginError> {
 }
 
 /// `algo.update(plan)` with the call named in errors.
-pub fn update(algo: &mut AlgoBox, plan: &UpdatePlan) -> Result<UpdateStats, PluginError> {
+pub fn update(algo: &mut AlgoBox, plan: &UpdatePlan) -> Result<UpdateStats, CallFailed> {
     ffi("update", algo.update(plan))
 }

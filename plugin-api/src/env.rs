@@ -157,6 +157,12 @@ pub trait EnvFfi: Send {
 pub type EnvBox = EnvFfi_TO<'static, RBox<()>>;
 
 /// Wraps an author's [`Env`] so that no panic escapes and a panicked env stays dead.
+/// Wraps an in-process [`Env`] in the FFI-safe form, with the same panic guard a loaded
+/// plugin gets: how tests and embedders drive a plugin's code without loading it as a library.
+pub fn into_ffi(inner: Box<dyn Env>) -> EnvBox {
+    GuardedEnv::boxed(inner)
+}
+
 pub(crate) struct GuardedEnv {
     inner: Box<dyn Env>,
     poisoned: bool,

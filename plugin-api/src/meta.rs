@@ -112,6 +112,12 @@ pub trait MetaFfi: Send {
 /// An owned meta handle that can cross the boundary.
 pub type MetaBox = MetaFfi_TO<'static, RBox<()>>;
 
+/// Wraps an in-process [`Meta`] in the FFI-safe form, with the same panic guard a loaded
+/// plugin gets: how tests and embedders drive a plugin's code without loading it as a library.
+pub fn into_ffi(inner: Box<dyn Meta>) -> MetaBox {
+    GuardedMeta::boxed(inner)
+}
+
 pub(crate) struct GuardedMeta {
     inner: Box<dyn Meta>,
     poisoned: bool,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use metarl_plugin_api::env::EnvRequest;
 use metarl_plugin_api::types::PluginKind;
 
-use crate::envrun::{EnvRunner, RandomActions};
+use crate::envrun::{self, call, RandomActions};
 use crate::loader::Plugin;
 use crate::registry::Registry;
 use crate::tasks;
@@ -55,20 +55,21 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         seed: args.seed,
         config: plugin.config_with(&overrides).into(),
     };
-    let mut env = EnvRunner::new(&plugin, &req)?;
+    let name = plugin.name.as_str();
+    let mut env = envrun::open(&plugin, &req)?;
     let mut actions = RandomActions::new(&env.spec.action, env.num_envs(), args.seed ^ 0x5eed);
-    env.reset(args.seed)?;
+    call(name, env.reset(args.seed))?;
     let iters = args.steps.div_ceil(args.envs as u64);
     for _ in 0..(iters / 10).max(1) {
-        env.step(actions.sample())?;
+        call(name, env.step(actions.sample()))?;
     }
-    env.take_episodes()?;
+    call(name, env.take_episodes())?;
     let start = Instant::now();
     for _ in 0..iters {
-        env.step(actions.sample())?;
+        call(name, env.step(actions.sample()))?;
     }
     let secs = start.elapsed().as_secs_f64();
-    let episodes = env.take_episodes()?;
+    let episodes = call(name, env.take_episodes())?;
     let steps = iters * args.envs as u64;
     println!(
         "{} {} x{} ({}): {steps} steps in {secs:.3} s, {} episodes finished",
