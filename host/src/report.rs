@@ -602,8 +602,15 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Draws one panel with its plot area's top-left corner at (`px`, `py`).
-fn render_panel(svg: &mut String, px: f64, py: f64, title: &str, curves: &[(usize, &AggregatedCurve)]) {
+/// Draws one panel with its plot area's top-left corner at (`px`, `py`); returns the estimated
+/// width of its widest y tick label.
+fn render_panel(
+    svg: &mut String,
+    px: f64,
+    py: f64,
+    title: &str,
+    curves: &[(usize, &AggregatedCurve)],
+) -> f64 {
     let (w, h) = (PLOT_W, PLOT_H);
     let curves: Vec<(usize, Columns)> = curves.iter().map(|&(mi, c)| (mi, Columns::of(c))).collect();
     let all_steps = || curves.iter().flat_map(|(_, c)| c.steps.iter().map(|&s| s as f64));
@@ -743,6 +750,11 @@ fn render_panel(svg: &mut String, px: f64, py: f64, title: &str, curves: &[(usiz
         svg,
         r##"<rect x="{px:.2}" y="{py:.2}" width="{w:.2}" height="{h:.2}" fill="none" stroke="#444"/>"##
     );
+    y_axis
+        .ticks
+        .iter()
+        .map(|&t| text_width(&fmt_tick(t, y_axis.step), 12.0))
+        .fold(0.0, f64::max)
 }
 
 /// The figure as standalone SVG text: one panel per distinct `panel` (first-appearance order)
@@ -791,12 +803,6 @@ pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
         xml_escape(title)
     );
     let mid_y = TOP + PLOT_H / 2.0;
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {:.2} {mid_y:.2})">test return</text>"#,
-        x0 + 18.0,
-        x0 + 18.0
-    );
     if curves.is_empty() {
         let _ = writeln!(
             svg,
@@ -804,6 +810,8 @@ pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
             width / 2.0
         );
     }
+    // The y axis label hugs the first panel's tick labels, however wide they are.
+    let mut label_x = x0 + LEFT + GUTTER - 7.0 - text_width("0.0", 12.0) - 8.0;
     for (pi, panel) in panels.iter().enumerate() {
         let members: Vec<(usize, &AggregatedCurve)> = curves
             .iter()
@@ -811,8 +819,16 @@ pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
             .map(|c| (methods.iter().position(|m| *m == c.method).unwrap_or(0), c))
             .collect();
         let px = x0 + LEFT + pi as f64 * PANEL_W + GUTTER;
-        render_panel(&mut svg, px, TOP, panel, &members);
+        let tick_w = render_panel(&mut svg, px, TOP, panel, &members);
+        if pi == 0 {
+            label_x = px - 7.0 - tick_w - 8.0;
+        }
     }
+    let label_x = label_x.max(x0 + 16.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{label_x:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {label_x:.2} {mid_y:.2})">test return</text>"#
+    );
 
     for (r, row) in rows.iter().enumerate() {
         let row_width: f64 = row.iter().map(|&i| entry_w(methods[i])).sum::<f64>() - 22.0;
@@ -1125,7 +1141,9 @@ mod tests {
                     for task in 0..4u64 {
                         let start = [2.5, 1.5, 0.0][mi] + pi as f64 * 1.2;
                         let end = [8.0, 6.5, 5.0][mi] + pi as f64 * 0.5;
-                        let wobble = ((seed * 7 + task * 3) % 5) as f64 * 0.25;
+                        // Seeds differ a lot more than tasks average out, so the bands show.
+                        let seed_offset = [0.0, 0.7, -0.5][seed as usize] * (1.0 + mi as f64 * 0.4);
+                        let wobble = ((seed * 7 + task * 3) % 5) as f64 * 0.25 + seed_offset;
                         let points = (0..=8u64)
                             .map(|k| {
                                 let t = k as f64 / 8.0;
@@ -1216,16 +1234,40 @@ mod tests {
         assert!(blue > 500, "only {blue} pixels of the first method's colour");
     }
 
-    /// Renders the realistic example to /tmp for a look: `cargo test ... -- --ignored`.
+    /// Renders the realistic example and an edge-case figure to /tmp for a look:
+    /// `cargo test -p metarl --lib report -- --ignored`.
     #[test]
     #[ignore]
     fn sample_report_in_tmp() {
-        let files = write_report(
-            Path::new("/tmp/metarl-report-sample"),
-            "Fine-tuning vs meta-RL on CoinRun",
-            &realistic(),
-        )
-        .unwrap();
+        let title = "Fine-tuning vs meta-RL on CoinRun";
+        let files = write_report(Path::new("/tmp/metarl-report-sample"), title, &realistic()).unwrap();
         eprintln!("{}", files.png.display());
+
+        // One point, a flat line broken by NaN, negative returns, ten methods, long names.
+        let mut edge = vec![
+            curve("one point", "lonely", 0, "t", &[(0, 3.0)]),
+            curve(
+                "flat & broken",
+                "flat",
+                0,
+                "t",
+                &[(0, 1.0), (10, 1.0), (20, f64::NAN), (30, 1.0)],
+            ),
+        ];
+        for m in 0..10u64 {
+            for seed in 0..2 {
+                let points: Vec<(u64, f64)> = (0..6)
+                    .map(|k| (k * 300_000, -500.0 + (m * 40 + k * 60 + seed * 30) as f64))
+                    .collect();
+                edge.push(curve(
+                    "negative returns, a rather long panel title <here>",
+                    &format!("method number {m}"),
+                    seed,
+                    "t",
+                    &points,
+                ));
+            }
+        }
+        write_report(Path::new("/tmp/metarl-report-edge"), "Edge cases", &edge).unwrap();
     }
 }
