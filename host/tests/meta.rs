@@ -1,0 +1,73 @@
+//! Meta plugins over the plugin interface alone, with a test algo whose updates are known.
+
+mod common;
+use abi_stable::std_types::RSlice;
+use metarl::loader::{check, Plugin};
+use metarl::registry::Registry;
+use metarl::services::PhaseServices;
+use metarl_plugin_api::algo::AlgoRequest;
+use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_api::types::*;
+
+use common::*;
+
+fn load(package: &str, name: &str, kind: &str) -> Plugin {
+    let reg = Registry::parse(std::path::Path::new("/t/registry.toml"), &entry(name, kind, &plugin(package))).unwrap();
+    Plugin::load(&reg.entries[0]).unwrap()
+}
+
+#[test]
+fn reptile_outer_update_is_exact_through_the_plugin_interface() {
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "adder", "algo");
+    let reptile = load("metarl-meta-reptile", "reptile", "meta");
+    // Each update adds 1 to every parameter: after k = 3 inner updates θ_k = θ_old + 3, so with
+    // ε = 0.5 one outer iteration must leave θ_old + 1.5.
+    let req = AlgoRequest {
+        obs: ObsSpace::image(64, 64, 3),
+        action: ActionSpace::discrete(5),
+        num_envs: 4,
+        context_dim: 0,
+        seed: 0,
+        device: "cpu".into(),
+        config: "update_adds = 1.0".into(),
+    };
+    let mut algo = algo_p.new_algo(&req).unwrap();
+    let before = check("adder", "params", algo.params()).unwrap().into_vec();
+    let cfg = "inner_updates = 3\nepsilon = 0.5\nepsilon_end = 0.5\n";
+    let mut meta = reptile.new_meta(&MetaRequest { seed: 7, config: cfg.into() }).unwrap();
+    let mut reports = Vec::new();
+    let mut services = PhaseServices::new(
+        &env,
+        "gridworld",
+        String::new(),
+        vec![3, 5, 9],
+        Box::new(|_, steps, scalars| {
+            let eps = scalars.iter().find(|s| s.name.as_str() == "reptile_epsilon").map(|s| s.value);
+            let task = scalars.iter().find(|s| s.name.as_str() == "reptile_task").map(|s| s.value);
+            reports.push((steps, eps, task));
+            Ok(true)
+        }),
+    );
+    // The fixture wants 8 steps per env per update: one outer iteration is 3 x 8 x 4 env steps.
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&[3, 5, 9]), budget_env_steps: 96, num_envs: 4, seed: 1 };
+    check("reptile", "pretrain", meta.pretrain(ctx)).unwrap();
+    assert_eq!(services.envs_built, 1, "one env per outer iteration, on one task");
+    drop(services);
+    let after = check("adder", "params", algo.params()).unwrap().into_vec();
+    let expected: Vec<f32> = before.iter().map(|p| p + 1.5).collect();
+    assert_eq!(after, expected);
+    assert_eq!(reports.len(), 1);
+    let (steps, eps, task) = reports[0];
+    assert_eq!((steps, eps), (96, Some(0.5)));
+    assert!([3.0, 5.0, 9.0].contains(&task.unwrap()), "the sampled task is a training task");
+}
+
+#[test]
+fn reptile_refuses_bad_config() {
+    let reptile = load("metarl-meta-reptile", "reptile", "meta");
+    let err = reptile.new_meta(&MetaRequest { seed: 0, config: "epsilon = 1.5".into() }).err().unwrap().to_string();
+    assert!(err.contains("epsilon and epsilon_end must be within [0, 1]"), "{err}");
+    let err = reptile.new_meta(&MetaRequest { seed: 0, config: "inner = 3".into() }).err().unwrap().to_string();
+    assert!(err.contains("reptile config: unknown field `inner`"), "{err}");
+}

@@ -1,0 +1,192 @@
+//! `reptile`: first-order Reptile (Nichol, Achiam & Schulman 2018) over any base algorithm.
+//!
+//! Each outer iteration samples one training task, remembers the parameters θ_old, makes `k`
+//! inner updates on that task alone, and moves the parameters part of the way towards the
+//! result: θ ← θ_old + ε (θ_k − θ_old). Everything goes through the algo interface
+//! (`params`/`set_params`, act/record/update), so the same plugin works with PPO, Rainbow or
+//! C2F-ARM. On-policy algos collect fresh data on the fixed task for every inner update;
+//! off-policy algos draw their inner batches from that task's buffer. Adaptation is plain
+//! fine-tuning.
+
+use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_api::export::parse_config;
+use metarl_plugin_api::prelude::*;
+use serde::Deserialize;
+
+/// Config keys (all optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Inner updates per task (k); the study uses 3 with PPO.
+    pub inner_updates: u32,
+    /// Outer step size ε at the start of pretraining.
+    pub epsilon: f64,
+    /// ε at the end of pretraining; linearly annealed from `epsilon` (equal = constant).
+    pub epsilon_end: Option<f64>,
+    /// Off-policy: samples per inner gradient step from the task's buffer.
+    pub samples_per_task: u32,
+    /// Off-policy: gradient steps per inner update.
+    pub grad_steps: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { inner_updates: 3, epsilon: 1.0, epsilon_end: Some(0.0), samples_per_task: 32, grad_steps: 1 }
+    }
+}
+
+/// The outer update θ_old + ε (θ_k − θ_old), element-wise.
+pub fn outer_update(old: &[f32], inner: &[f32], epsilon: f64) -> Vec<f32> {
+    old.iter().zip(inner).map(|(&o, &k)| (o as f64 + epsilon * (k as f64 - o as f64)) as f32).collect()
+}
+
+/// ε after `done` of `total` env steps: linear from `start` to `end`.
+pub fn epsilon_at(start: f64, end: f64, done: u64, total: u64) -> f64 {
+    let frac = if total == 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
+    start + (end - start) * frac
+}
+
+struct Reptile {
+    cfg: Config,
+    rng: u64,
+    outer_iterations: u64,
+}
+
+impl Reptile {
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl Meta for Reptile {
+    fn info(&self) -> MetaInfo {
+        MetaInfo { requires: Caps::NONE, env_requires: Caps::NONE, context_dim: 0 }
+    }
+
+    fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
+        if ctx.tasks.is_empty() {
+            return Err(PluginError::invalid("reptile needs an explicit list of training tasks"));
+        }
+        let info = ctx.algo.info().into_result()?;
+        let on_policy = !(info.caps.contains(Caps::OFF_POLICY) && !info.caps.contains(Caps::ON_POLICY));
+        let eps_end = self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon);
+        let mut steps = 0u64;
+        while steps < ctx.budget_env_steps {
+            // 1. One training task, and the parameters before adapting to it.
+            let task = ctx.tasks[(self.next() % ctx.tasks.len() as u64) as usize];
+            let theta_old = ctx.algo.params().into_result()?;
+            // 2. k inner updates on that task alone.
+            let env = ctx.host.make_env(std::slice::from_ref(&task).into(), ctx.num_envs, 1, self.next()).into_result()?;
+            let mut d = Driver::new(env, ctx.algo, self.next(), MemoryReset::Episode)?;
+            let mut scalars = Vec::new();
+            for _ in 0..self.cfg.inner_updates {
+                for _ in 0..info.steps_per_update.max(1) {
+                    d.step(ctx.algo, true, false)?;
+                }
+                let plan = if on_policy {
+                    UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false }
+                } else {
+                    UpdatePlan {
+                        tasks: vec![task].into(),
+                        samples_per_task: self.cfg.samples_per_task,
+                        grad_steps: self.cfg.grad_steps,
+                        want_context_grad: false,
+                    }
+                };
+                scalars = driver::update(ctx.algo, &plan)?.scalars.into_vec();
+            }
+            steps += d.env_steps;
+            // 3. Outer update: move part of the way towards the adapted parameters.
+            let theta_k = ctx.algo.params().into_result()?;
+            let epsilon = epsilon_at(self.cfg.epsilon, eps_end, steps, ctx.budget_env_steps);
+            let theta = outer_update(&theta_old, &theta_k, epsilon);
+            ctx.algo.set_params(theta.as_slice().into()).into_result()?;
+            self.outer_iterations += 1;
+            scalars.push(Scalar::new("reptile_epsilon", epsilon));
+            scalars.push(Scalar::new("reptile_task", task as f64));
+            if !ctx.host.progress(ctx.algo, steps, scalars.as_slice().into()).into_result()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
+        let seed = self.next();
+        driver::train(&mut ctx, seed).map(drop)
+    }
+
+    fn save(&self) -> Result<Vec<u8>, PluginError> {
+        let mut out = self.rng.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.outer_iterations.to_le_bytes());
+        Ok(out)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        if bytes.len() != 16 {
+            return Err(PluginError::invalid("reptile state is 16 bytes"));
+        }
+        self.rng = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+        self.outer_iterations = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+        Ok(())
+    }
+}
+
+/// The plugin's factory.
+pub struct ReptilePlugin;
+
+impl PluginFactory for ReptilePlugin {
+    const KIND: PluginKind = PluginKind::Meta;
+
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            name: "reptile".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Meta,
+            description: "first-order Reptile, then fine-tuning; any base algorithm".into(),
+            caps: Caps::NONE,
+            families: Default::default(),
+            requires: Caps::NONE,
+        }
+    }
+
+    fn new_meta(req: &MetaRequest) -> Result<Box<dyn Meta>, PluginError> {
+        let cfg: Config = parse_config("reptile", &req.config)?;
+        if cfg.inner_updates == 0 {
+            return Err(PluginError::invalid("reptile config: inner_updates must be at least 1"));
+        }
+        let in_range = |e: f64| (0.0..=1.0).contains(&e);
+        if !in_range(cfg.epsilon) || !cfg.epsilon_end.is_none_or(in_range) {
+            return Err(PluginError::invalid("reptile config: epsilon and epsilon_end must be within [0, 1]"));
+        }
+        Ok(Box::new(Reptile { cfg, rng: req.seed ^ 0x5245_5054, outer_iterations: 0 }))
+    }
+}
+
+metarl_plugin_api::export_plugin!(ReptilePlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outer_update_moves_epsilon_of_the_way() {
+        let old = [1.0f32, -2.0, 0.5, 0.0];
+        let inner = [3.0f32, -2.0, -0.5, 4.0];
+        assert_eq!(outer_update(&old, &inner, 0.25), vec![1.5, -2.0, 0.25, 1.0]);
+        assert_eq!(outer_update(&old, &inner, 1.0), inner.to_vec());
+        assert_eq!(outer_update(&old, &inner, 0.0), old.to_vec());
+    }
+
+    #[test]
+    fn epsilon_anneals_linearly() {
+        assert_eq!(epsilon_at(1.0, 0.0, 0, 100), 1.0);
+        assert_eq!(epsilon_at(1.0, 0.0, 25, 100), 0.75);
+        assert_eq!(epsilon_at(0.5, 0.5, 60, 100), 0.5);
+        assert_eq!(epsilon_at(1.0, 0.0, 200, 100), 0.0);
+    }
+}
