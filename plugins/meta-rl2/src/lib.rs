@@ -1,0 +1,133 @@
+//! `rl2`: RL² (Duan et al. 2016), "fast RL via slow RL".
+//!
+//! The agent's recurrent core sees the observation embedding together with the previous
+//! action, reward and done flag. One RL² episode is several trials (episodes) on the same
+//! task; the hidden state persists across the trials and is reset only when the env samples a
+//! new task (`task_end`). Meta-training is ordinary on-policy training (PPO with truncated BPTT)
+//! on such episodes, over the training tasks. Adaptation performs no gradient update at all:
+//! it resets the hidden state and rolls out on the held-out task, so any improvement happens
+//! inside the agent's memory.
+//!
+//! Requires an on-policy algo with a recurrent core fed RL² inputs, and an env that can repeat
+//! a task for several trials.
+
+use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_api::export::parse_config;
+use metarl_plugin_api::prelude::*;
+use serde::Deserialize;
+
+/// What RL² needs of the algo.
+pub const REQUIRES: Caps = Caps(Caps::ON_POLICY.0 | Caps::RECURRENT.0 | Caps::RL2_INPUTS.0);
+
+/// Config keys (all optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    /// Trials (episodes) per task in one RL² episode, during meta-training.
+    trials: u32,
+    /// Trials per task during adaptation (default: the same as `trials`).
+    adapt_trials: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { trials: 3, adapt_trials: None }
+    }
+}
+
+struct Rl2 {
+    cfg: Config,
+    rng: u64,
+}
+
+impl Rl2 {
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Rolls out RL² episodes of `trials` trials; updates the algo only if `learn`.
+    fn roll(&mut self, ctx: &mut MetaContext<'_>, trials: u32, learn: bool) -> Result<(), PluginError> {
+        let info = ctx.algo.info().into_result()?;
+        let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, trials, self.next()).into_result()?;
+        // Memory survives episode ends and is cleared only when a new task starts.
+        let mut d = Driver::new(env, ctx.algo, self.next(), MemoryReset::Task)?;
+        let per_update = info.steps_per_update.max(1);
+        while d.env_steps < ctx.budget_env_steps {
+            for _ in 0..per_update {
+                d.step(ctx.algo, learn, false)?;
+                if d.env_steps >= ctx.budget_env_steps {
+                    break;
+                }
+            }
+            let scalars = if learn {
+                let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
+                driver::update(ctx.algo, &plan)?.scalars.into_vec()
+            } else {
+                Vec::new()
+            };
+            if !ctx.host.progress(ctx.algo, d.env_steps, scalars.as_slice().into()).into_result()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Meta for Rl2 {
+    fn info(&self) -> MetaInfo {
+        MetaInfo { requires: REQUIRES, env_requires: Caps::ENV_TRIALS, context_dim: 0 }
+    }
+
+    fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
+        let trials = self.cfg.trials;
+        self.roll(&mut ctx, trials, true)
+    }
+
+    fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
+        let trials = self.cfg.adapt_trials.unwrap_or(self.cfg.trials);
+        self.roll(&mut ctx, trials, false)
+    }
+
+    fn save(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(self.rng.to_le_bytes().to_vec())
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        let b: [u8; 8] = bytes.try_into().map_err(|_| PluginError::invalid("rl2 state is 8 bytes"))?;
+        self.rng = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
+/// The plugin's factory.
+pub struct Rl2Plugin;
+
+impl PluginFactory for Rl2Plugin {
+    const KIND: PluginKind = PluginKind::Meta;
+
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            name: "rl2".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Meta,
+            description: "RL²: recurrent agent meta-trained over trials; adapts without gradients".into(),
+            caps: Caps::NONE,
+            families: Default::default(),
+            requires: REQUIRES,
+        }
+    }
+
+    fn new_meta(req: &MetaRequest) -> Result<Box<dyn Meta>, PluginError> {
+        let cfg: Config = parse_config("rl2", &req.config)?;
+        if cfg.trials == 0 || cfg.adapt_trials == Some(0) {
+            return Err(PluginError::invalid("rl2 config: trials and adapt_trials must be at least 1"));
+        }
+        Ok(Box::new(Rl2 { cfg, rng: req.seed ^ 0x524c_32 }))
+    }
+}
+
+metarl_plugin_api::export_plugin!(Rl2Plugin);
