@@ -52,6 +52,17 @@ fn observations_are_64x64x3_u8_with_5_actions() {
 }
 
 #[test]
+fn small_frames_for_fast_learning_tests() {
+    let p = gridworld();
+    let req = EnvRequest { config: "size = 4\nframe = 16".into(), ..request("gridworld", &[], 2, 1, 0) };
+    let mut env = envrun::open(&p, &req).unwrap();
+    assert_eq!(env.spec.obs, ObsSpace::image(16, 16, 3));
+    assert_eq!(env.spec.max_episode_steps, 16);
+    env.reset(0).unwrap();
+    assert_eq!(goal_colours(&frames(&env)[..16 * 16 * 3]).len(), 1, "the goal is still visible");
+}
+
+#[test]
 fn same_seed_same_frames_other_seed_other_frames() {
     let p = gridworld();
     let a = rollout(&p, 42, 200);
@@ -180,7 +191,7 @@ fn bad_requests_are_refused_with_clear_messages() {
     assert!(msg(request("gridworld", &[], 0, 1, 0)).contains("num_envs must be at least 1"));
     assert!(msg(request("gridworld", &[], 1, 0, 0)).contains("trials must be at least 1"));
     let bad_cfg = EnvRequest { config: "size = 5".into(), ..request("gridworld", &[], 1, 1, 0) };
-    assert!(msg(bad_cfg).contains("size must be 4, 8 or 16"));
+    assert!(msg(bad_cfg).contains("frame (64) must be a multiple of size (5) with at least 3 pixels per cell"));
     let unknown = EnvRequest { config: "colour = 1".into(), ..request("gridworld", &[], 1, 1, 0) };
     assert!(msg(unknown).contains("gridworld config: unknown field `colour`"));
 }

@@ -19,7 +19,7 @@ use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
 
-/// Frame side in pixels.
+/// Default frame side in pixels.
 pub const FRAME: usize = 64;
 /// Tasks per family.
 pub const NUM_TASKS: u64 = 16;
@@ -81,11 +81,14 @@ pub struct Config {
     pub size: u32,
     /// Steps before an episode is truncated (0 = 4 x size).
     pub max_steps: u32,
+    /// Frame side in pixels (a multiple of `size`, at least 3 pixels per cell). Smaller frames
+    /// make learning tests fast; 64 matches Procgen.
+    pub frame: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { size: 8, max_steps: 0 }
+        Self { size: 8, max_steps: 0, frame: FRAME as u32 }
     }
 }
 
@@ -134,8 +137,9 @@ struct Slot {
 /// Fills cell `(r, c)` of a frame, leaving a one-pixel border so adjacent objects stay apart.
 fn paint(frame: &mut [u8], cell: usize, (r, c): (u32, u32), rgb: [u8; 3]) {
     let (r, c) = (r as usize, c as usize);
+    let width = ((frame.len() / 3) as f64).sqrt() as usize;
     for y in r * cell + 1..(r + 1) * cell - 1 {
-        let row = &mut frame[(y * FRAME + c * cell + 1) * 3..(y * FRAME + (c + 1) * cell - 1) * 3];
+        let row = &mut frame[(y * width + c * cell + 1) * 3..(y * width + (c + 1) * cell - 1) * 3];
         for px in row.chunks_exact_mut(3) {
             px.copy_from_slice(&rgb);
         }
@@ -173,6 +177,7 @@ pub struct Gridworld {
     seed: u64,
     size: u32,
     cell: usize,
+    frame: usize,
     max_steps: u32,
     slots: Vec<Slot>,
     finished: Vec<EpisodeStat>,
@@ -183,8 +188,14 @@ impl Gridworld {
     /// Builds a batch from a request (validates everything first).
     pub fn new(req: &EnvRequest) -> Result<Self, PluginError> {
         let cfg: Config = parse_config("gridworld", &req.config)?;
-        if !matches!(cfg.size, 4 | 8 | 16) {
-            return Err(PluginError::invalid(format!("gridworld config: size must be 4, 8 or 16, got {}", cfg.size)));
+        if !(2..=32).contains(&cfg.size) {
+            return Err(PluginError::invalid(format!("gridworld config: size must be within 2..=32, got {}", cfg.size)));
+        }
+        if cfg.frame % cfg.size != 0 || cfg.frame / cfg.size < 3 {
+            return Err(PluginError::invalid(format!(
+                "gridworld config: frame ({}) must be a multiple of size ({}) with at least 3 pixels per cell",
+                cfg.frame, cfg.size
+            )));
         }
         let family = families().into_iter().find(|f| f.name == req.family.as_str()).ok_or_else(|| {
             let names: Vec<&str> = families().iter().map(|f| f.name).collect();
@@ -209,7 +220,7 @@ impl Gridworld {
             goal: (0, 0),
             steps: 0,
             ret: 0.0,
-            frame: vec![0; FRAME * FRAME * 3],
+            frame: vec![0; (cfg.frame * cfg.frame * 3) as usize],
         };
         Ok(Self {
             family,
@@ -217,7 +228,8 @@ impl Gridworld {
             trials: req.trials,
             seed: req.seed,
             size: cfg.size,
-            cell: FRAME / cfg.size as usize,
+            cell: (cfg.frame / cfg.size) as usize,
+            frame: cfg.frame as usize,
             max_steps,
             slots: vec![slot; req.num_envs as usize],
             finished: Vec::new(),
@@ -258,7 +270,7 @@ impl Gridworld {
         let ObsMut::U8(buf) = obs else {
             return Err(PluginError::invalid("gridworld observations are u8 images"));
         };
-        let n = FRAME * FRAME * 3;
+        let n = self.frame * self.frame * 3;
         if buf.len() != n * self.slots.len() {
             return Err(PluginError::invalid(format!(
                 "observation buffer holds {} bytes, expected {}",
@@ -309,7 +321,7 @@ fn check_len(name: &str, len: usize, want: usize) -> Result<(), PluginError> {
 impl Env for Gridworld {
     fn spec(&self) -> EnvSpec {
         EnvSpec {
-            obs: ObsSpace::image(FRAME as u32, FRAME as u32, 3),
+            obs: ObsSpace::image(self.frame as u32, self.frame as u32, 3),
             action: ActionSpace::discrete(NUM_ACTIONS),
             num_envs: self.slots.len() as u32,
             max_episode_steps: self.max_steps,
@@ -394,12 +406,13 @@ impl Env for Gridworld {
             seed,
             size: self.size,
             cell: self.cell,
+            frame: self.frame,
             max_steps: self.max_steps,
             slots: self.slots[..1].to_vec(),
             finished: Vec::new(),
             ready: false,
         };
-        let n = FRAME * FRAME * 3;
+        let n = self.frame * self.frame * 3;
         let mut out = Vec::new();
         for e in 0..episodes as u64 {
             demo_env.slots[0].rng = Rng::new(seed ^ e.wrapping_mul(0x9E37_79B9));
@@ -441,7 +454,7 @@ impl PluginFactory for GridworldPlugin {
             name: "gridworld".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Env,
-            description: "multi-task pixel gridworld (64x64x3, 5 actions, sparse reward); for tests".into(),
+            description: "multi-task pixel gridworld (64x64x3 by default, 5 actions, sparse reward); for tests".into(),
             caps: Caps::ENV_DEMOS | Caps::ENV_TRIALS,
             families: families()
                 .into_iter()
