@@ -284,20 +284,31 @@ impl Driver {
 /// env, update, report progress; until the budget is spent or the host says stop. This is
 /// fine-tuning (and the from-scratch baseline) for every method whose adaptation is
 /// "keep training the agent", and multi-task pretraining when `ctx.tasks` has many tasks.
+///
+/// The budget is spent exactly: when less than one full rollout is left, the agent plays the
+/// remaining steps without learning from them, rather than making an update from a sliver of
+/// data (which for PPO means many gradient steps on a handful of samples).
 pub fn train(ctx: &mut MetaContext<'_>, seed: u64) -> Result<u64, PluginError> {
     let info = ffi("info", ctx.algo.info())?;
     let env = ffi("make_env", ctx.host.make_env(ctx.tasks, ctx.num_envs, 1, seed))?;
     let mut driver = Driver::new(env, ctx.algo, seed, MemoryReset::Episode)?;
     let per_update = info.steps_per_update.max(1) as u64;
+    let rollout = per_update * driver.num_envs() as u64;
     while driver.env_steps < ctx.budget_env_steps {
-        for _ in 0..per_update {
-            driver.step(ctx.algo, true, false)?;
-            if driver.env_steps >= ctx.budget_env_steps {
-                break;
+        let learn = ctx.budget_env_steps - driver.env_steps >= rollout;
+        let mut scalars = Vec::new();
+        if learn {
+            for _ in 0..per_update {
+                driver.step(ctx.algo, true, false)?;
+            }
+            let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
+            scalars = update(ctx.algo, &plan)?.scalars.into_vec();
+        } else {
+            while driver.env_steps < ctx.budget_env_steps {
+                driver.step(ctx.algo, false, false)?;
             }
         }
-        let stats = update(ctx.algo, &UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false })?;
-        if !ffi("progress", ctx.host.progress(ctx.algo, driver.env_steps, stats.scalars.as_slice().into()))? {
+        if !ffi("progress", ctx.host.progress(ctx.algo, driver.env_steps, scalars.as_slice().into()))? {
             break;
         }
     }

@@ -55,15 +55,17 @@ impl Rl2 {
         let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, trials, self.next()).into_result()?;
         // Memory survives episode ends and is cleared only when a new task starts.
         let mut d = Driver::new(env, ctx.algo, self.next(), MemoryReset::Task)?;
-        let per_update = info.steps_per_update.max(1);
+        let per_update = info.steps_per_update.max(1) as u64;
+        let rollout = per_update * d.num_envs() as u64;
         while d.env_steps < ctx.budget_env_steps {
-            for _ in 0..per_update {
-                d.step(ctx.algo, learn, false)?;
-                if d.env_steps >= ctx.budget_env_steps {
-                    break;
-                }
+            // Learn from full rollouts only; a last sliver of budget is played, not learnt from.
+            let full = ctx.budget_env_steps - d.env_steps >= rollout;
+            let record = learn && full;
+            let target = if full { d.env_steps + rollout } else { ctx.budget_env_steps };
+            while d.env_steps < target {
+                d.step(ctx.algo, record, false)?;
             }
-            let scalars = if learn {
+            let scalars = if record {
                 let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
                 driver::update(ctx.algo, &plan)?.scalars.into_vec()
             } else {
