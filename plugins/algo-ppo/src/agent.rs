@@ -1,0 +1,508 @@
+//! [`PpoAgent`]: the [`Algo`] implementation. Validates what crosses the boundary, acts,
+//! records, and hands rollouts to [`crate::ppo::update`].
+
+use metarl_plugin_api::algo::{ActInput, ActOutput, Algo, AlgoInfo, AlgoRequest, Transitions, UpdatePlan, UpdateStats};
+use metarl_plugin_api::types::*;
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::autocast;
+use crate::checkpoint::{Checkpoint, Stored};
+use crate::config::{Config, Precision};
+use crate::net::{to_vec_f32, Net, Shape};
+use crate::ppo::{self, Learner};
+use crate::rng::Rng;
+use crate::rollout::{ActMemo, ObsStore, RewardScale, Rollout};
+
+/// Floats per env in `ActOutput::extras`: value estimate and log-probability of the action.
+pub const EXTRAS_DIM: u32 = 2;
+
+/// A PPO agent.
+pub struct PpoAgent {
+    cfg: Config,
+    net: Net,
+    adam: Adam,
+    rng: Rng,
+    device: Device,
+    n: usize,
+    obs_kind: ObsKind,
+    obs_numel: usize,
+    n_actions: usize,
+    ctx_dim: usize,
+    state_dim: usize,
+    rollout: Rollout,
+    reward_scale: RewardScale,
+    /// Inputs of the last `act`, for the next `record` (recurrent / context modes).
+    memo: Option<ActMemo>,
+    /// The state the last `act` wrote, to notice rows the caller replaced.
+    last_state_out: Vec<f32>,
+}
+
+fn invalid(msg: impl std::fmt::Display) -> PluginError {
+    PluginError::invalid(format!("ppo: {msg}"))
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<(), PluginError> {
+    if got != want {
+        return Err(invalid(format!("{what} has {got} entries, expected {want}")));
+    }
+    Ok(())
+}
+
+/// Resolves `AlgoRequest::device`.
+pub fn parse_device(name: &str) -> Result<Device, PluginError> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "auto" | "" => Ok(Device::cuda_if_available()),
+        "cuda" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(invalid("device 'cuda' requested but libtorch sees no CUDA device (use 'cpu' or 'auto')"))
+            }
+        }
+        other => match other.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+            Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
+            Some(i) => Err(invalid(format!("device 'cuda:{i}' requested but libtorch sees {} CUDA devices", tch::Cuda::device_count()))),
+            None => Err(invalid(format!("unknown device '{other}' (expected cpu, cuda, cuda:N or auto)"))),
+        },
+    }
+}
+
+impl PpoAgent {
+    /// Builds an agent from a host request.
+    pub fn new(req: &AlgoRequest) -> Result<Self, PluginError> {
+        let cfg = Config::from_toml(&req.config)?;
+        if req.action.kind != ActionKind::Discrete {
+            return Err(invalid(format!(
+                "continuous action spaces are not supported (got {}); PPO here has a categorical policy over discrete actions",
+                req.action
+            )));
+        }
+        if req.action.n == 0 {
+            return Err(invalid("the action space has no actions"));
+        }
+        if req.num_envs == 0 {
+            return Err(invalid("num_envs must be at least 1"));
+        }
+        if let Some(want) = cfg.num_envs {
+            if want != req.num_envs {
+                return Err(invalid(format!("config pins num_envs = {want} but the request has {}", req.num_envs)));
+            }
+        }
+        let want_dims = match req.obs.kind {
+            ObsKind::ImageU8 => 3,
+            ObsKind::VectorF32 => 1,
+        };
+        if req.obs.shape.len() != want_dims || req.obs.shape.contains(&0) {
+            return Err(invalid(format!("unsupported observation space {} (images must be HxWxC, vectors D)", req.obs)));
+        }
+        let device = parse_device(req.device.as_str())?;
+        tch::set_num_threads(cfg.threads);
+
+        let shape = Shape {
+            obs_kind: req.obs.kind,
+            obs_shape: req.obs.shape.iter().map(|&d| d as i64).collect(),
+            n_actions: req.action.n as i64,
+            context_dim: req.context_dim as i64,
+        };
+        let net = Net::new(&cfg, shape, req.seed, device)?;
+        let adam = Adam::new(&net.params, cfg.learning_rate, cfg.adam_eps);
+        let n = req.num_envs as usize;
+        let state_dim = if cfg.recurrent { 2 * cfg.lstm_hidden as usize } else { 0 };
+        log::info!(
+            "ppo: {} params, {} on {:?}, {:?}, {}{}",
+            net.param_count(),
+            req.obs,
+            device,
+            cfg.precision,
+            if cfg.recurrent { "recurrent" } else { "feed-forward" },
+            if req.context_dim > 0 { format!(", context {}", req.context_dim) } else { String::new() }
+        );
+        Ok(PpoAgent {
+            rollout: Rollout::new(req.obs.kind, req.obs.numel(), n, cfg.num_steps),
+            reward_scale: RewardScale::new(cfg.gamma, n),
+            rng: Rng::new(req.seed),
+            obs_kind: req.obs.kind,
+            obs_numel: req.obs.numel(),
+            n_actions: req.action.n as usize,
+            ctx_dim: req.context_dim as usize,
+            state_dim,
+            n,
+            cfg,
+            net,
+            adam,
+            device,
+            memo: None,
+            last_state_out: Vec::new(),
+        })
+    }
+
+    fn check_obs(&self, what: &str, obs: &ObsRef<'_>) -> Result<(), PluginError> {
+        let kind_ok = matches!((obs, self.obs_kind), (ObsRef::U8(_), ObsKind::ImageU8) | (ObsRef::F32(_), ObsKind::VectorF32));
+        if !kind_ok {
+            let want = if self.obs_kind == ObsKind::ImageU8 { "u8 images" } else { "f32 vectors" };
+            return Err(invalid(format!("{what} has the wrong element type: this agent was built for {want}")));
+        }
+        check_len(what, obs.len(), self.n * self.obs_numel)
+    }
+
+    fn discrete<'a>(&self, what: &str, a: &ActionsRef<'a>) -> Result<&'a [i32], PluginError> {
+        let ActionsRef::Discrete(a) = a else {
+            return Err(invalid(format!("{what} are continuous but this agent acts in a discrete space")));
+        };
+        let a = a.as_slice();
+        check_len(what, a.len(), self.n)?;
+        if let Some((i, &x)) = a.iter().enumerate().find(|(_, &x)| x < 0 || x as usize >= self.n_actions) {
+            return Err(invalid(format!("{what}: action {x} of env {i} is out of range 0..{}", self.n_actions)));
+        }
+        Ok(a)
+    }
+
+    fn obs_tensor(&self, obs: &ObsRef<'_>) -> Tensor {
+        let mut shape = vec![self.n as i64];
+        shape.extend_from_slice(&self.net.shape.obs_shape);
+        let t = match obs {
+            ObsRef::U8(s) => Tensor::from_slice(s.as_slice()),
+            ObsRef::F32(s) => Tensor::from_slice(s.as_slice()),
+        };
+        t.reshape(&shape).to_device(self.device)
+    }
+
+    fn arch(&self) -> String {
+        let s = &self.net.shape;
+        format!(
+            "obs {:?} {:?}, actions {}, context {}, channels {:?}, latent {}, mlp {}, lstm {}",
+            s.obs_kind,
+            s.obs_shape,
+            s.n_actions,
+            s.context_dim,
+            self.cfg.channels,
+            self.cfg.latent,
+            self.cfg.mlp_hidden,
+            self.net.hidden
+        )
+    }
+
+    /// Bytes held by the current rollout: `(observations, everything)`.
+    pub fn rollout_bytes(&self) -> (usize, usize) {
+        (self.rollout.obs.bytes() + self.rollout.next_obs.bytes(), self.rollout.bytes())
+    }
+
+    /// Name, length and head flag of each parameter tensor, in the order of `params()`.
+    pub fn param_layout(&self) -> Vec<(String, usize, bool)> {
+        self.net.params.iter().map(|p| (p.name.clone(), p.t.numel(), p.head)).collect()
+    }
+
+    /// Whether bf16 autocast is active on this thread right now (it never is between calls).
+    pub fn autocast_leaked(&self) -> bool {
+        autocast::is_enabled(self.device)
+    }
+}
+
+impl Algo for PpoAgent {
+    fn info(&self) -> AlgoInfo {
+        let mut caps = Caps::ON_POLICY | Caps::DISCRETE;
+        if self.net.recurrent() {
+            caps = caps | Caps::RECURRENT | Caps::RL2_INPUTS;
+        }
+        if self.ctx_dim > 0 {
+            caps = caps | Caps::CONTEXT;
+        }
+        AlgoInfo {
+            caps,
+            state_dim: self.state_dim as u32,
+            param_count: self.net.param_count() as u64,
+            steps_per_update: self.cfg.num_steps as u32,
+        }
+    }
+
+    fn extras_dim(&self) -> u32 {
+        EXTRAS_DIM
+    }
+
+    fn act(&mut self, input: ActInput<'_>, mut out: ActOutput<'_>) -> Result<(), PluginError> {
+        let n = self.n;
+        self.check_obs("act: obs", &input.obs)?;
+        let ActionsMut::Discrete(mut actions) = out.actions else {
+            return Err(invalid("act: the actions buffer is continuous but this agent acts in a discrete space"));
+        };
+        check_len("act: actions buffer", actions.len(), n)?;
+        check_len("act: extras buffer", out.extras.len(), n * EXTRAS_DIM as usize)?;
+        check_len("act: state", input.state.len(), n * self.state_dim)?;
+        check_len("act: context", input.context.len(), n * self.ctx_dim)?;
+        let recurrent = self.net.recurrent();
+        let (prev_action, prev_reward, first) = if recurrent {
+            let a = self.discrete("act: prev_action", &input.prev_action)?;
+            check_len("act: prev_reward", input.prev_reward.len(), n)?;
+            check_len("act: first", input.first.len(), n)?;
+            (
+                a.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+                input.prev_reward.to_vec(),
+                input.first.iter().map(|&f| (f != 0) as u8 as f32).collect::<Vec<_>>(),
+            )
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
+        if let ObsRef::F32(s) = input.obs {
+            if s.iter().any(|x| !x.is_finite()) {
+                return Err(invalid("act: observations contain NaN or infinity"));
+            }
+        }
+        if prev_reward.iter().chain(input.context.iter()).any(|x| !x.is_finite()) {
+            return Err(invalid("act: prev_reward or context contains NaN or infinity"));
+        }
+
+        let (logp, values, state_out) = {
+            let _no_grad = tch::no_grad_guard();
+            let _ac = autocast::Scope::enter(self.cfg.precision == Precision::Bf16, self.device)?;
+            let z = self.net.encode(&self.obs_tensor(&input.obs));
+            let (latent, state_out) = if recurrent {
+                let rl2 = self.net.rl2_inputs(
+                    &Tensor::from_slice(&prev_action).to_device(self.device),
+                    &Tensor::from_slice(&prev_reward).to_device(self.device),
+                    &Tensor::from_slice(&first).to_device(self.device),
+                );
+                let state = Tensor::from_slice(input.state.as_slice()).view([n as i64, -1]).to_device(self.device);
+                let hidden = self.net.hidden;
+                let (h, c) = self.net.core_step(&z, &rl2, &state.narrow(1, 0, hidden), &state.narrow(1, hidden, hidden));
+                let state_out = to_vec_f32(&Tensor::cat(&[&h, &c], 1));
+                (h, state_out)
+            } else {
+                (z, Vec::new())
+            };
+            let context = (self.ctx_dim > 0)
+                .then(|| Tensor::from_slice(input.context.as_slice()).view([n as i64, -1]).to_device(self.device));
+            let (logits, values) = self.net.heads(&latent, context.as_ref());
+            (to_vec_f32(&logits.log_softmax(-1, Kind::Float)), to_vec_f32(&values), state_out)
+        };
+
+        let k = self.n_actions;
+        for i in 0..n {
+            let row = &logp[i * k..(i + 1) * k];
+            let a = if input.deterministic {
+                row.iter().enumerate().fold(0, |best, (j, &x)| if x > row[best] { j } else { best })
+            } else {
+                // Inverse-CDF sampling with the agent's own generator.
+                let u = self.rng.uniform();
+                let mut acc = 0f64;
+                let mut pick = k - 1;
+                for (j, &lp) in row.iter().enumerate() {
+                    acc += (lp as f64).exp();
+                    if u < acc {
+                        pick = j;
+                        break;
+                    }
+                }
+                pick
+            };
+            actions[i] = a as i32;
+            out.extras[2 * i] = values[i];
+            out.extras[2 * i + 1] = row[a];
+        }
+
+        if recurrent || self.ctx_dim > 0 {
+            let restart = if recurrent {
+                let same = self.last_state_out.len() == input.state.len();
+                (0..n)
+                    .map(|i| {
+                        let r = i * self.state_dim..(i + 1) * self.state_dim;
+                        let replaced = !same
+                            || input.state[r.clone()].iter().zip(&self.last_state_out[r]).any(|(a, b)| a.to_bits() != b.to_bits());
+                        replaced as u8 as f32
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut state = input.state;
+            state.copy_from_slice(&state_out);
+            self.last_state_out.clone_from(&state_out);
+            self.memo = Some(ActMemo {
+                prev_action,
+                prev_reward,
+                first,
+                context: input.context.to_vec(),
+                restart,
+                state_out,
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, b: Transitions<'_>) -> Result<(), PluginError> {
+        let n = self.n;
+        self.check_obs("record: obs", &b.obs)?;
+        self.check_obs("record: next_obs", &b.next_obs)?;
+        let actions = self.discrete("record: actions", &b.actions)?;
+        if b.extras.is_empty() {
+            return Err(invalid(
+                "record: extras are empty; PPO learns only from its own actions and needs the (value, log_prob) extras act returned",
+            ));
+        }
+        check_len("record: extras", b.extras.len(), n * EXTRAS_DIM as usize)?;
+        check_len("record: rewards", b.rewards.len(), n)?;
+        check_len("record: terminated", b.terminated.len(), n)?;
+        check_len("record: truncated", b.truncated.len(), n)?;
+        check_len("record: state", b.state.len(), n * self.state_dim)?;
+        check_len("record: task", b.task.len(), n)?;
+        if b.rewards.iter().chain(b.extras.iter()).any(|x| !x.is_finite()) {
+            return Err(invalid("record: rewards or extras contain NaN or infinity"));
+        }
+        if self.rollout.steps >= self.cfg.num_steps {
+            return Err(invalid(format!(
+                "record: the rollout is full ({} steps, config num_steps); call update first",
+                self.cfg.num_steps
+            )));
+        }
+        let memo = if self.net.recurrent() || self.ctx_dim > 0 {
+            let m = self.memo.take().ok_or_else(|| {
+                invalid("record: recurrent and context agents need the inputs of a preceding act call; call act before each record")
+            })?;
+            Some(m)
+        } else {
+            None
+        };
+
+        let dones: Vec<u8> = b.terminated.iter().zip(b.truncated.iter()).map(|(&te, &tr)| u8::from(te != 0 || tr != 0)).collect();
+        let rewards =
+            if self.cfg.normalize_reward { self.reward_scale.apply(&b.rewards, &dones) } else { b.rewards.to_vec() };
+
+        let r = &mut self.rollout;
+        match (&mut r.obs, b.obs) {
+            (ObsStore::U8(v), ObsRef::U8(s)) => v.extend_from_slice(&s),
+            (ObsStore::F32(v), ObsRef::F32(s)) => v.extend_from_slice(&s),
+            _ => unreachable!("kinds checked above"),
+        }
+        match (&mut r.next_obs, b.next_obs) {
+            (ObsStore::U8(v), ObsRef::U8(s)) => {
+                v.clear();
+                v.extend_from_slice(&s);
+            }
+            (ObsStore::F32(v), ObsRef::F32(s)) => {
+                v.clear();
+                v.extend_from_slice(&s);
+            }
+            _ => unreachable!("kinds checked above"),
+        }
+        r.actions.extend(actions.iter().map(|&a| a as i64));
+        r.values.extend(b.extras.iter().step_by(2));
+        r.logprobs.extend(b.extras.iter().skip(1).step_by(2));
+        r.rewards.extend(rewards);
+        r.dones.extend(&dones);
+        r.tasks.extend(b.task.iter());
+        r.last_raw_rewards = b.rewards.to_vec();
+        if let Some(m) = memo {
+            if self.net.recurrent() {
+                r.states.extend(b.state.iter());
+                r.restarts.extend(m.restart);
+                r.prev_actions.extend(m.prev_action);
+                r.prev_rewards.extend(m.prev_reward);
+                r.firsts.extend(m.first);
+                r.next_state = m.state_out;
+            }
+            r.contexts.extend(&m.context);
+            r.next_context = m.context;
+        }
+        r.steps += 1;
+        Ok(())
+    }
+
+    fn update(&mut self, plan: &UpdatePlan) -> Result<UpdateStats, PluginError> {
+        if self.rollout.steps == 0 {
+            return Err(invalid("update: nothing recorded since the last update"));
+        }
+        if plan.want_context_grad && self.ctx_dim == 0 {
+            return Err(PluginError::unsupported("ppo: context gradients need a context input (AlgoRequest.context_dim > 0)"));
+        }
+        let learner =
+            Learner { cfg: &self.cfg, net: &mut self.net, adam: &mut self.adam, rng: &mut self.rng, device: self.device };
+        // A refused plan leaves the rollout in place, so the caller can retry with another.
+        let stats = ppo::update(learner, &self.rollout, plan)?;
+        self.rollout.clear();
+        Ok(stats)
+    }
+
+    fn params(&self) -> Result<Vec<f32>, PluginError> {
+        Ok(self.net.flat_params())
+    }
+
+    fn set_params(&mut self, params: &[f32]) -> Result<(), PluginError> {
+        check_len("set_params", params.len(), self.net.param_count())?;
+        if params.iter().any(|x| !x.is_finite()) {
+            return Err(invalid("set_params: parameters contain NaN or infinity"));
+        }
+        self.net.set_flat_params(params);
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Vec<u8>, PluginError> {
+        if self.rollout.steps > 0 {
+            log::debug!("ppo: save leaves out the {} recorded steps of the current rollout", self.rollout.steps);
+        }
+        let ckpt = Checkpoint {
+            arch: self.arch(),
+            params: self
+                .net
+                .params
+                .iter()
+                .map(|p| Stored { name: p.name.clone(), dims: p.t.size(), data: to_vec_f32(&p.t) })
+                .collect(),
+            adam_step: self.adam.step,
+            adam_m: self.adam.m.iter().map(to_vec_f32).collect(),
+            adam_v: self.adam.v.iter().map(to_vec_f32).collect(),
+            rng: self.rng.state(),
+            reward_stats: [self.reward_scale.mean, self.reward_scale.var, self.reward_scale.count],
+            reward_returns: self.reward_scale.returns.clone(),
+        };
+        Ok(ckpt.to_bytes())
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        let c = Checkpoint::from_bytes(bytes)?;
+        if c.arch != self.arch() {
+            return Err(invalid(format!("load: checkpoint is for a different network ({}); this agent is {}", c.arch, self.arch())));
+        }
+        if c.params.len() != self.net.params.len() || c.reward_returns.len() != self.n {
+            return Err(invalid("load: checkpoint does not match this agent's parameters or env count"));
+        }
+        for (s, p) in c.params.iter().zip(&self.net.params) {
+            if s.name != p.name || s.dims != p.t.size() {
+                return Err(invalid(format!("load: checkpoint parameter '{}' {:?} does not match '{}' {:?}", s.name, s.dims, p.name, p.t.size())));
+            }
+        }
+        let to_t = |data: &[f32], like: &Tensor| Tensor::from_slice(data).reshape(like.size()).to_device(like.device());
+        tch::no_grad(|| {
+            for (s, p) in c.params.iter().zip(&mut self.net.params) {
+                p.t.copy_(&to_t(&s.data, &p.t));
+            }
+            for (m, data) in self.adam.m.iter_mut().zip(&c.adam_m) {
+                m.copy_(&to_t(data, m));
+            }
+            for (v, data) in self.adam.v.iter_mut().zip(&c.adam_v) {
+                v.copy_(&to_t(data, v));
+            }
+        });
+        self.adam.step = c.adam_step;
+        self.rng = Rng::from_state(c.rng);
+        [self.reward_scale.mean, self.reward_scale.var, self.reward_scale.count] = c.reward_stats;
+        self.reward_scale.returns = c.reward_returns;
+        self.rollout.clear();
+        self.memo = None;
+        self.last_state_out.clear();
+        Ok(())
+    }
+
+    fn reset_heads(&mut self, seed: u64) -> Result<(), PluginError> {
+        self.net.reset_heads(seed);
+        // Moments accumulated for the old heads would mis-scale the first steps of the new ones.
+        self.adam.reset_moments(&self.net.params, |p| p.head);
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), PluginError> {
+        self.rollout.clear();
+        self.memo = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! Hyper-parameters: the TOML the user writes ([`RawConfig`]) and what it resolves to
+//! ([`Config`]).
+//!
+//! Resolution is two layers, as for the host's own settings: `preset` picks a complete set of
+//! defaults, then every key written explicitly overrides its preset value.
+
+use metarl_plugin_api::export::parse_config;
+use metarl_plugin_api::types::PluginError;
+use serde::Deserialize;
+
+/// A named set of defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The Procgen paper (Cobbe et al. 2020) and CleanRL's `ppo_procgen.py`: IMPALA CNN
+    /// 16-32-32, 256 steps x 8 minibatches x 3 epochs.
+    #[default]
+    Paper,
+    /// Small enough to learn on a 2-core CPU: IMPALA 8-16-16, latent 128, 128 steps,
+    /// 4 minibatches.
+    CpuSmall,
+}
+
+/// Arithmetic used for forward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Plain float32.
+    #[default]
+    Fp32,
+    /// bfloat16 autocast (weights, gradients and optimizer state stay float32).
+    Bf16,
+}
+
+/// The config as written: every key optional, unknown keys refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Defaults to start from (`"paper"` or `"cpu-small"`; default `"paper"`).
+    pub preset: Option<Preset>,
+    /// Output channels of the IMPALA stages (image observations).
+    pub channels: Option<Vec<u32>>,
+    /// Width of the encoder's output (the linear layer after the CNN).
+    pub latent: Option<u32>,
+    /// Hidden width of the two-layer MLP encoder (vector observations).
+    pub mlp_hidden: Option<u32>,
+    /// Adds an LSTM core fed with RL² inputs (previous action, reward, first flag).
+    pub recurrent: Option<bool>,
+    /// LSTM hidden size (recurrent only).
+    pub lstm_hidden: Option<u32>,
+    /// If set, refuse requests whose `num_envs` differs (the host chooses the env count).
+    pub num_envs: Option<u32>,
+    /// Steps per env in one rollout; `record` refuses more before `update`.
+    pub num_steps: Option<u32>,
+    /// Minibatches per epoch (recurrent: at most one per env).
+    pub num_minibatches: Option<u32>,
+    /// Epochs over the rollout per update (`UpdatePlan::grad_steps` overrides).
+    pub update_epochs: Option<u32>,
+    /// Discount.
+    pub gamma: Option<f64>,
+    /// GAE lambda.
+    pub gae_lambda: Option<f64>,
+    /// PPO ratio clip (and value clip).
+    pub clip_coef: Option<f64>,
+    /// Clip the value loss around the rollout's values.
+    pub clip_vloss: Option<bool>,
+    /// Entropy bonus coefficient.
+    pub ent_coef: Option<f64>,
+    /// Value loss coefficient.
+    pub vf_coef: Option<f64>,
+    /// Adam step size.
+    pub learning_rate: Option<f64>,
+    /// Adam epsilon.
+    pub adam_eps: Option<f64>,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: Option<f64>,
+    /// Normalise advantages per minibatch.
+    pub norm_adv: Option<bool>,
+    /// Scale rewards by a running std of the discounted return and clip to [-10, 10]
+    /// (gym's `NormalizeReward` + `TransformReward(clip)`, as CleanRL's ppo_procgen).
+    pub normalize_reward: Option<bool>,
+    /// libtorch intra-op threads (process-wide: libtorch has one pool, so the last agent built
+    /// sets it).
+    pub threads: Option<u32>,
+    /// `"fp32"` or `"bf16"`.
+    pub precision: Option<Precision>,
+}
+
+/// Resolved hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The preset the defaults came from.
+    pub preset: Preset,
+    /// IMPALA stage channels.
+    pub channels: Vec<i64>,
+    /// Encoder output width.
+    pub latent: i64,
+    /// MLP encoder hidden width.
+    pub mlp_hidden: i64,
+    /// LSTM core on/off.
+    pub recurrent: bool,
+    /// LSTM hidden size.
+    pub lstm_hidden: i64,
+    /// Required env count, if pinned.
+    pub num_envs: Option<u32>,
+    /// Rollout length per env.
+    pub num_steps: usize,
+    /// Minibatches per epoch.
+    pub num_minibatches: usize,
+    /// Epochs per update.
+    pub update_epochs: usize,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE lambda.
+    pub gae_lambda: f64,
+    /// Ratio and value clip.
+    pub clip_coef: f64,
+    /// Clipped value loss.
+    pub clip_vloss: bool,
+    /// Entropy coefficient.
+    pub ent_coef: f64,
+    /// Value coefficient.
+    pub vf_coef: f64,
+    /// Adam step size.
+    pub learning_rate: f64,
+    /// Adam epsilon.
+    pub adam_eps: f64,
+    /// Gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Per-minibatch advantage normalisation.
+    pub norm_adv: bool,
+    /// Running reward scaling.
+    pub normalize_reward: bool,
+    /// Intra-op threads.
+    pub threads: i32,
+    /// Forward-pass arithmetic.
+    pub precision: Precision,
+}
+
+impl Config {
+    /// The defaults of `preset`.
+    pub fn preset(preset: Preset) -> Self {
+        let paper = Config {
+            preset,
+            channels: vec![16, 32, 32],
+            latent: 256,
+            mlp_hidden: 64,
+            recurrent: false,
+            lstm_hidden: 256,
+            num_envs: None,
+            num_steps: 256,
+            num_minibatches: 8,
+            update_epochs: 3,
+            gamma: 0.999,
+            gae_lambda: 0.95,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            learning_rate: 5e-4,
+            adam_eps: 1e-5,
+            max_grad_norm: 0.5,
+            norm_adv: true,
+            normalize_reward: true,
+            threads: 2,
+            precision: Precision::Fp32,
+        };
+        match preset {
+            Preset::Paper => paper,
+            Preset::CpuSmall => Config {
+                channels: vec![8, 16, 16],
+                latent: 128,
+                lstm_hidden: 128,
+                num_steps: 128,
+                num_minibatches: 4,
+                ..paper
+            },
+        }
+    }
+
+    /// Parses and validates a plugin config (TOML text).
+    pub fn from_toml(text: &str) -> Result<Self, PluginError> {
+        let raw: RawConfig = parse_config("ppo", text)?;
+        Self::resolve(raw)
+    }
+
+    /// Applies `raw` over its preset and validates the result.
+    pub fn resolve(raw: RawConfig) -> Result<Self, PluginError> {
+        let mut c = Config::preset(raw.preset.unwrap_or_default());
+        if let Some(v) = raw.channels {
+            c.channels = v.into_iter().map(i64::from).collect();
+        }
+        macro_rules! take {
+            ($($field:ident => $conv:expr),* $(,)?) => {
+                $( if let Some(v) = raw.$field { c.$field = $conv(v); } )*
+            };
+        }
+        take! {
+            latent => i64::from,
+            mlp_hidden => i64::from,
+            recurrent => |v| v,
+            lstm_hidden => i64::from,
+            num_steps => |v: u32| v as usize,
+            num_minibatches => |v: u32| v as usize,
+            update_epochs => |v: u32| v as usize,
+            gamma => |v| v,
+            gae_lambda => |v| v,
+            clip_coef => |v| v,
+            clip_vloss => |v| v,
+            ent_coef => |v| v,
+            vf_coef => |v| v,
+            learning_rate => |v| v,
+            adam_eps => |v| v,
+            max_grad_norm => |v| v,
+            norm_adv => |v| v,
+            normalize_reward => |v| v,
+            precision => |v| v,
+        }
+        c.num_envs = raw.num_envs;
+        if let Some(t) = raw.threads {
+            c.threads = t as i32;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), PluginError> {
+        let bad = |msg: String| Err(PluginError::invalid(format!("ppo config: {msg}")));
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return bad(format!("channels must be a non-empty list of positive numbers, got {:?}", self.channels));
+        }
+        for (name, v) in [("latent", self.latent), ("mlp_hidden", self.mlp_hidden), ("lstm_hidden", self.lstm_hidden)] {
+            if v == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        for (name, v) in [
+            ("num_steps", self.num_steps),
+            ("num_minibatches", self.num_minibatches),
+            ("update_epochs", self.update_epochs),
+            ("threads", self.threads.max(0) as usize),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("clip_coef", self.clip_coef),
+            ("ent_coef", self.ent_coef),
+            ("vf_coef", self.vf_coef),
+            ("learning_rate", self.learning_rate),
+            ("adam_eps", self.adam_eps),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(format!("{name} must be a finite non-negative number, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_keys_override_the_preset() {
+        let c = Config::from_toml("preset = \"cpu-small\"\nnum_steps = 32\nprecision = \"bf16\"").unwrap();
+        assert_eq!(c.channels, vec![8, 16, 16]);
+        assert_eq!(c.num_steps, 32);
+        assert_eq!(c.precision, Precision::Bf16);
+        let p = Config::from_toml("").unwrap();
+        assert_eq!((p.channels.clone(), p.latent, p.num_steps, p.num_minibatches), (vec![16, 32, 32], 256, 256, 8));
+        assert_eq!((p.gamma, p.gae_lambda, p.learning_rate, p.adam_eps), (0.999, 0.95, 5e-4, 1e-5));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("learning_rat = 1.0").unwrap_err();
+        assert!(e.message.contains("learning_rat"), "{}", e.message);
+        let e = Config::from_toml("preset = \"huge\"").unwrap_err();
+        assert!(e.message.contains("huge") || e.message.contains("variant"), "{}", e.message);
+        let e = Config::from_toml("gamma = 1.5").unwrap_err();
+        assert!(e.message.contains("gamma") && !e.message.contains('\n'), "{}", e.message);
+    }
+}
