@@ -162,6 +162,8 @@ pub struct Driver {
     state: Vec<f32>,
     state_before: Vec<f32>,
     extras: Vec<f32>,
+    rec_terminated: Vec<u8>,
+    rec_truncated: Vec<u8>,
     /// Context rows handed to `act` (`num_envs * context_dim`, empty without context).
     pub context: Vec<f32>,
     /// Env steps taken so far (summed over envs).
@@ -185,6 +187,8 @@ impl Driver {
             state: vec![0.0; n * state_dim],
             state_before: vec![0.0; n * state_dim],
             extras: vec![0.0; n * extras_dim],
+            rec_terminated: vec![0; n],
+            rec_truncated: vec![0; n],
             context: Vec::new(),
             env_steps: 0,
             batch,
@@ -227,6 +231,16 @@ impl Driver {
         self.batch.step(self.actions.as_ref())?;
         if record {
             let b = &self.batch;
+            // With task-scoped memory (RL²) the learning episode is the whole run of trials on a
+            // task: returns flow across trial boundaries and stop only where the task ends.
+            for i in 0..self.n {
+                let scope = match self.memory_reset {
+                    MemoryReset::Episode => 1,
+                    MemoryReset::Task => b.task_end[i],
+                };
+                self.rec_terminated[i] = b.terminated[i] & scope;
+                self.rec_truncated[i] = b.truncated[i] & scope;
+            }
             let state: RSlice<'_, f32> =
                 if self.state_dim > 0 { self.state_before.as_slice().into() } else { RSlice::from_slice(&[]) };
             ffi(
@@ -236,8 +250,8 @@ impl Driver {
                     actions: self.actions.as_ref(),
                     extras: self.extras.as_slice().into(),
                     rewards: b.reward.as_slice().into(),
-                    terminated: b.terminated.as_slice().into(),
-                    truncated: b.truncated.as_slice().into(),
+                    terminated: self.rec_terminated.as_slice().into(),
+                    truncated: self.rec_truncated.as_slice().into(),
                     next_obs: b.obs.as_ref(),
                     state,
                     task: b.prev_task().into(),

@@ -46,7 +46,7 @@ impl Env for TwoStep {
 
 /// A "recurrent" agent whose state counts the steps it has seen since the caller last reset it.
 struct Counter {
-    recorded: Vec<f32>,
+    recorded: std::sync::Arc<std::sync::Mutex<Vec<(f32, u8)>>>,
 }
 
 impl Algo for Counter {
@@ -64,7 +64,8 @@ impl Algo for Counter {
         Ok(())
     }
     fn record(&mut self, batch: Transitions<'_>) -> Result<(), PluginError> {
-        self.recorded.extend(batch.state.iter());
+        let mut r = self.recorded.lock().unwrap();
+        r.extend(batch.state.iter().zip(batch.terminated.iter()).step_by(2).map(|(s, t)| (*s, *t)));
         Ok(())
     }
     fn update(&mut self, _plan: &UpdatePlan) -> Result<UpdateStats, PluginError> {
@@ -90,26 +91,39 @@ impl Algo for Counter {
     }
 }
 
-/// Env 0's memory after each of `steps` steps.
-fn memory_trace(reset: MemoryReset, trials: u32, steps: usize) -> Vec<f32> {
+/// Env 0's memory after each of `steps` steps, and what the algo recorded for env 0:
+/// (state before the step, terminal flag).
+fn memory_trace(reset: MemoryReset, trials: u32, steps: usize) -> (Vec<f32>, Vec<(f32, u8)>) {
     let env = env::into_ffi(Box::new(TwoStep { n: 2, trials, t: vec![0; 2], trial: vec![0; 2] }));
-    let mut agent = algo::into_ffi(Box::new(Counter { recorded: Vec::new() }));
+    let recorded = std::sync::Arc::default();
+    let mut agent = algo::into_ffi(Box::new(Counter { recorded: std::sync::Arc::clone(&recorded) }));
     let mut d = Driver::new(env, &agent, 0, reset).unwrap();
-    (0..steps)
+    let trace = (0..steps)
         .map(|_| {
             d.step(&mut agent, true, false).unwrap();
             d.state()[0]
         })
-        .collect()
+        .collect();
+    let rec = recorded.lock().unwrap().clone();
+    (trace, rec)
 }
 
 #[test]
 fn rl2_memory_persists_across_trials_and_resets_between_tasks() {
     // 3 trials of 2 steps: the memory counts 1..5, is cleared when the task ends at step 6.
-    assert_eq!(memory_trace(MemoryReset::Task, 3, 13), vec![1., 2., 3., 4., 5., 0., 1., 2., 3., 4., 5., 0., 1.]);
+    let (trace, recorded) = memory_trace(MemoryReset::Task, 3, 13);
+    assert_eq!(trace, vec![1., 2., 3., 4., 5., 0., 1., 2., 3., 4., 5., 0., 1.]);
+    // The recorded state is the one the action was chosen with; the learning episode ends
+    // only with the task, so returns flow across the trials.
+    let terminal: Vec<u8> = recorded.iter().map(|r| r.1).collect();
+    assert_eq!(terminal, vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0]);
+    let before: Vec<f32> = recorded.iter().take(8).map(|r| r.0).collect();
+    assert_eq!(before, vec![0., 1., 2., 3., 4., 5., 0., 1.], "each row holds the memory the action was chosen from");
 }
 
 #[test]
 fn ordinary_memory_resets_at_every_episode_end() {
-    assert_eq!(memory_trace(MemoryReset::Episode, 3, 6), vec![1., 0., 1., 0., 1., 0.]);
+    let (trace, recorded) = memory_trace(MemoryReset::Episode, 3, 6);
+    assert_eq!(trace, vec![1., 0., 1., 0., 1., 0.]);
+    assert_eq!(recorded.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 0, 1, 0, 1]);
 }

@@ -84,11 +84,14 @@ pub struct Config {
     /// Frame side in pixels (a multiple of `size`, at least 3 pixels per cell). Smaller frames
     /// make learning tests fast; 64 matches Procgen.
     pub frame: u32,
+    /// Draw every goal in one colour, so tasks differ only in where the goal is and held-out
+    /// tasks use the same visual vocabulary as training ones (as Procgen levels do).
+    pub shared_goal_colour: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { size: 8, max_steps: 0, frame: FRAME as u32 }
+        Self { size: 8, max_steps: 0, frame: FRAME as u32, shared_goal_colour: false }
     }
 }
 
@@ -126,6 +129,7 @@ impl Rng {
 struct Slot {
     rng: Rng,
     task: u64,
+    colour: usize,
     trial: u32,
     pos: (u32, u32),
     goal: (u32, u32),
@@ -151,7 +155,7 @@ impl Slot {
         if at == self.pos {
             AGENT
         } else if at == self.goal && !hidden {
-            PALETTE[self.task as usize]
+            PALETTE[self.colour]
         } else {
             BACKGROUND
         }
@@ -182,6 +186,7 @@ pub struct Gridworld {
     slots: Vec<Slot>,
     finished: Vec<EpisodeStat>,
     ready: bool,
+    shared_colour: bool,
 }
 
 impl Gridworld {
@@ -215,6 +220,7 @@ impl Gridworld {
         let slot = Slot {
             rng: Rng::new(0),
             task: 0,
+            colour: 0,
             trial: 0,
             pos: (0, 0),
             goal: (0, 0),
@@ -234,16 +240,18 @@ impl Gridworld {
             slots: vec![slot; req.num_envs as usize],
             finished: Vec::new(),
             ready: false,
+            shared_colour: cfg.shared_goal_colour,
         })
     }
 
     /// Starts an episode in slot `i`: samples a task unless trials remain, then a start cell.
     fn begin_episode(&mut self, i: usize, new_task: bool) {
-        let (size, cell, hidden) = (self.size, self.cell, self.family.hidden);
+        let (size, cell, hidden, shared) = (self.size, self.cell, self.family.hidden, self.shared_colour);
         let tasks = &self.tasks;
         let slot = &mut self.slots[i];
         if new_task {
             slot.task = tasks[slot.rng.below(tasks.len() as u64) as usize];
+            slot.colour = if shared { 0 } else { slot.task as usize };
             slot.goal = goal_cell(slot.task, size);
             slot.trial = 0;
         }
@@ -411,6 +419,7 @@ impl Env for Gridworld {
             slots: self.slots[..1].to_vec(),
             finished: Vec::new(),
             ready: false,
+            shared_colour: self.shared_colour,
         };
         let n = self.frame * self.frame * 3;
         let mut out = Vec::new();
