@@ -417,6 +417,11 @@ fn units(plan: &Plan) -> Vec<Unit> {
     out
 }
 
+/// Number of units `plan` consists of.
+pub fn count_units(plan: &Plan) -> usize {
+    units(plan).len()
+}
+
 /// Runs (or resumes) `plan` into `out`.
 pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::Result<PathBuf> {
     let dir = prepare_dir(plan, out, resume)?;

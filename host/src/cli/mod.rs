@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Continue an interrupted run in its existing directory; finished work is kept.
     #[arg(long)]
     pub resume: bool,
+    /// Only validate: resolve plugins, tasks and capabilities, check leakage, print the plan.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `metarl plugins ...`
@@ -97,6 +100,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
             check_leakage(&plan, &plugins, &args.experiment)?;
+            if args.check {
+                let units = crate::run::count_units(&plan);
+                println!("{}: ok: {} panel(s), {} method(s) + {}, {} seed(s), {} held-out task(s): {units} units",
+                    args.experiment.display(), plan.panels.len(), plan.methods.len(),
+                    if plan.scratch { "scratch" } else { "no scratch" }, plan.seeds.len(), plan.test_tasks.len());
+                return Ok(ExitCode::SUCCESS);
+            }
             let out = args.out.clone().unwrap_or_else(|| plan.default_out());
             crate::run::run(&plan, &plugins, &out, args.resume)?;
             Ok(ExitCode::SUCCESS)
