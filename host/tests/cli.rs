@@ -8,6 +8,9 @@ fn shipped_registry() -> std::path::PathBuf {
     plugin("metarl-env-gridworld");
     plugin("metarl-env-procgen");
     plugin("metarl-example-bandit");
+    for p in ["metarl-algo-ppo", "metarl-meta-mt", "metarl-meta-reptile", "metarl-meta-rl2"] {
+        plugin(p);
+    }
     root().join("registry.toml")
 }
 

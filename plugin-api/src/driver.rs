@@ -39,6 +39,44 @@ fn ffi<T>(call: &'static str, r: PResult<T>) -> Result<T, CallFailed> {
     r.into_result().map_err(|error| CallFailed { call, error })
 }
 
+/// A stream of seeds (SplitMix64): meta-methods draw task choices and env seeds from it, and
+/// save its state with their own so that a resumed run draws the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedStream(u64);
+
+impl SeedStream {
+    /// A stream starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform index below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// The state, for a checkpoint.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+
+    /// Restores [`SeedStream::to_bytes`]; `what` names the owner in the error.
+    pub fn from_bytes(what: &str, bytes: &[u8]) -> Result<Self, PluginError> {
+        let b: [u8; 8] = bytes.try_into().map_err(|_| PluginError::invalid(format!("{what} state is 8 bytes, got {}", bytes.len())))?;
+        Ok(Self(u64::from_le_bytes(b)))
+    }
+}
+
 /// When the recurrent state (and the previous action and reward) go back to zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryReset {

@@ -6,7 +6,7 @@
 //! task buffers, so frequent tasks do not dominate. Adaptation is plain fine-tuning on the
 //! held-out task. Works with any base algorithm.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
 use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
@@ -31,24 +31,16 @@ impl Default for Config {
 
 struct Mt {
     cfg: Config,
-    rng: u64,
+    seeds: SeedStream,
 }
 
 impl Mt {
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// K distinct tasks drawn uniformly from `tasks` (partial Fisher-Yates).
     fn sample_tasks(&mut self, tasks: &[u64], k: usize) -> Vec<u64> {
         let mut pool = tasks.to_vec();
         let k = k.min(pool.len());
         for i in 0..k {
-            let j = i + (self.next() % (pool.len() - i) as u64) as usize;
+            let j = i + self.seeds.below(pool.len() - i);
             pool.swap(i, j);
         }
         pool.truncate(k);
@@ -88,7 +80,7 @@ impl Meta for Mt {
 
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         let info = ctx.algo.info().into_result()?;
-        let seed = self.next();
+        let seed = self.seeds.next();
         if info.caps.contains(Caps::OFF_POLICY) && !info.caps.contains(Caps::ON_POLICY) {
             self.train_off_policy(&mut ctx, seed)
         } else {
@@ -97,17 +89,16 @@ impl Meta for Mt {
     }
 
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let seed = self.next();
+        let seed = self.seeds.next();
         driver::train(&mut ctx, seed).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(self.rng.to_le_bytes().to_vec())
+        Ok(self.seeds.to_bytes().to_vec())
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let b: [u8; 8] = bytes.try_into().map_err(|_| PluginError::invalid("mt state is 8 bytes"))?;
-        self.rng = u64::from_le_bytes(b);
+        self.seeds = SeedStream::from_bytes("mt", bytes)?;
         Ok(())
     }
 }
@@ -135,7 +126,7 @@ impl PluginFactory for MtPlugin {
         if cfg.tasks_per_update == 0 || cfg.samples_per_task == 0 || cfg.grad_steps == 0 {
             return Err(PluginError::invalid("mt config: tasks_per_update, samples_per_task and grad_steps must be at least 1"));
         }
-        Ok(Box::new(Mt { cfg, rng: req.seed ^ 0x4d54 }))
+        Ok(Box::new(Mt { cfg, seeds: SeedStream::new(req.seed ^ 0x4d54) }))
     }
 }
 

@@ -8,7 +8,7 @@
 //! off-policy algos draw their inner batches from that task's buffer. Adaptation is plain
 //! fine-tuning.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
 use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
@@ -48,18 +48,8 @@ pub fn epsilon_at(start: f64, end: f64, done: u64, total: u64) -> f64 {
 
 struct Reptile {
     cfg: Config,
-    rng: u64,
+    seeds: SeedStream,
     outer_iterations: u64,
-}
-
-impl Reptile {
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 impl Meta for Reptile {
@@ -77,11 +67,11 @@ impl Meta for Reptile {
         let mut steps = 0u64;
         while steps < ctx.budget_env_steps {
             // 1. One training task, and the parameters before adapting to it.
-            let task = ctx.tasks[(self.next() % ctx.tasks.len() as u64) as usize];
+            let task = ctx.tasks[self.seeds.below(ctx.tasks.len())];
             let theta_old = ctx.algo.params().into_result()?;
             // 2. k inner updates on that task alone.
-            let env = ctx.host.make_env(std::slice::from_ref(&task).into(), ctx.num_envs, 1, self.next()).into_result()?;
-            let mut d = Driver::new(env, ctx.algo, self.next(), MemoryReset::Episode)?;
+            let env = ctx.host.make_env(std::slice::from_ref(&task).into(), ctx.num_envs, 1, self.seeds.next()).into_result()?;
+            let mut d = Driver::new(env, ctx.algo, self.seeds.next(), MemoryReset::Episode)?;
             let mut scalars = Vec::new();
             for _ in 0..self.cfg.inner_updates {
                 for _ in 0..info.steps_per_update.max(1) {
@@ -116,12 +106,12 @@ impl Meta for Reptile {
     }
 
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let seed = self.next();
+        let seed = self.seeds.next();
         driver::train(&mut ctx, seed).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        let mut out = self.rng.to_le_bytes().to_vec();
+        let mut out = self.seeds.to_bytes().to_vec();
         out.extend_from_slice(&self.outer_iterations.to_le_bytes());
         Ok(out)
     }
@@ -130,7 +120,7 @@ impl Meta for Reptile {
         if bytes.len() != 16 {
             return Err(PluginError::invalid("reptile state is 16 bytes"));
         }
-        self.rng = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+        self.seeds = SeedStream::from_bytes("reptile", &bytes[..8])?;
         self.outer_iterations = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
         Ok(())
     }
@@ -163,7 +153,7 @@ impl PluginFactory for ReptilePlugin {
         if !in_range(cfg.epsilon) || !cfg.epsilon_end.is_none_or(in_range) {
             return Err(PluginError::invalid("reptile config: epsilon and epsilon_end must be within [0, 1]"));
         }
-        Ok(Box::new(Reptile { cfg, rng: req.seed ^ 0x5245_5054, outer_iterations: 0 }))
+        Ok(Box::new(Reptile { cfg, seeds: SeedStream::new(req.seed ^ 0x5245_5054), outer_iterations: 0 }))
     }
 }
 

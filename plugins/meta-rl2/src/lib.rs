@@ -11,7 +11,7 @@
 //! Requires an on-policy algo with a recurrent core fed RL² inputs, and an env that can repeat
 //! a task for several trials.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
 use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
@@ -37,24 +37,16 @@ impl Default for Config {
 
 struct Rl2 {
     cfg: Config,
-    rng: u64,
+    seeds: SeedStream,
 }
 
 impl Rl2 {
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// Rolls out RL² episodes of `trials` trials; updates the algo only if `learn`.
     fn roll(&mut self, ctx: &mut MetaContext<'_>, trials: u32, learn: bool) -> Result<(), PluginError> {
         let info = ctx.algo.info().into_result()?;
-        let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, trials, self.next()).into_result()?;
+        let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, trials, self.seeds.next()).into_result()?;
         // Memory survives episode ends and is cleared only when a new task starts.
-        let mut d = Driver::new(env, ctx.algo, self.next(), MemoryReset::Task)?;
+        let mut d = Driver::new(env, ctx.algo, self.seeds.next(), MemoryReset::Task)?;
         let per_update = info.steps_per_update.max(1) as u64;
         let rollout = per_update * d.num_envs() as u64;
         while d.env_steps < ctx.budget_env_steps {
@@ -95,12 +87,11 @@ impl Meta for Rl2 {
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(self.rng.to_le_bytes().to_vec())
+        Ok(self.seeds.to_bytes().to_vec())
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let b: [u8; 8] = bytes.try_into().map_err(|_| PluginError::invalid("rl2 state is 8 bytes"))?;
-        self.rng = u64::from_le_bytes(b);
+        self.seeds = SeedStream::from_bytes("rl2", bytes)?;
         Ok(())
     }
 }
@@ -128,7 +119,7 @@ impl PluginFactory for Rl2Plugin {
         if cfg.trials == 0 || cfg.adapt_trials == Some(0) {
             return Err(PluginError::invalid("rl2 config: trials and adapt_trials must be at least 1"));
         }
-        Ok(Box::new(Rl2 { cfg, rng: req.seed ^ 0x524c_32 }))
+        Ok(Box::new(Rl2 { cfg, seeds: SeedStream::new(req.seed ^ 0x524c_32) }))
     }
 }
 
