@@ -332,39 +332,55 @@ impl Driver {
     }
 }
 
-/// Plain training on `ctx.tasks` with the base algorithm: collect `steps_per_update` steps per
-/// env, update, report progress; until the budget is spent or the host says stop. This is
-/// fine-tuning (and the from-scratch baseline) for every method whose adaptation is
-/// "keep training the agent", and multi-task pretraining when `ctx.tasks` has many tasks.
+/// How [`roll`] plays and learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollouts {
+    /// Episodes per sampled task (RL² trials; 1 otherwise).
+    pub trials: u32,
+    /// When the agent's memory is cleared.
+    pub memory: MemoryReset,
+    /// Record full rollouts and update after each; `false` only plays (RL² adaptation).
+    pub learn: bool,
+}
+
+/// Plays `ctx.tasks` with the agent in rollouts of `steps_per_update` steps per env, updating
+/// after each one if `r.learn`, and reports progress after each; until the budget is spent or
+/// the host says stop.
 ///
 /// The budget is spent exactly: when less than one full rollout is left, the agent plays the
 /// remaining steps without learning from them, rather than making an update from a sliver of
 /// data (which for PPO means many gradient steps on a handful of samples).
-pub fn train(ctx: &mut MetaContext<'_>, seed: u64) -> Result<u64, PluginError> {
+pub fn roll(ctx: &mut MetaContext<'_>, seed: u64, r: Rollouts) -> Result<u64, PluginError> {
     let info = ffi("info", ctx.algo.info())?;
-    let env = ffi("make_env", ctx.host.make_env(ctx.tasks, ctx.num_envs, 1, seed))?;
-    let mut driver = Driver::new(env, ctx.algo, seed, MemoryReset::Episode)?;
-    let per_update = info.steps_per_update.max(1) as u64;
-    let rollout = per_update * driver.num_envs() as u64;
+    let env = ffi("make_env", ctx.host.make_env(ctx.tasks, ctx.num_envs, r.trials, seed))?;
+    let mut driver = Driver::new(env, ctx.algo, seed, r.memory)?;
+    let rollout = info.steps_per_update.max(1) as u64 * driver.num_envs() as u64;
     while driver.env_steps < ctx.budget_env_steps {
-        let learn = ctx.budget_env_steps - driver.env_steps >= rollout;
-        let mut scalars = Vec::new();
-        if learn {
-            for _ in 0..per_update {
-                driver.step(ctx.algo, true, false)?;
-            }
-            let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
-            scalars = update(ctx.algo, &plan)?.scalars.into_vec();
-        } else {
-            while driver.env_steps < ctx.budget_env_steps {
-                driver.step(ctx.algo, false, false)?;
-            }
+        let full = ctx.budget_env_steps - driver.env_steps >= rollout;
+        let record = r.learn && full;
+        let target = if full { driver.env_steps + rollout } else { ctx.budget_env_steps };
+        while driver.env_steps < target {
+            driver.step(ctx.algo, record, false)?;
         }
+        let scalars = if record {
+            let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
+            update(ctx.algo, &plan)?.scalars.into_vec()
+        } else {
+            Vec::new()
+        };
         if !ffi("progress", ctx.host.progress(ctx.algo, driver.env_steps, scalars.as_slice().into()))? {
             break;
         }
     }
     Ok(driver.env_steps)
+}
+
+/// Plain training on `ctx.tasks` with the base algorithm ([`roll`] with one trial per task and
+/// per-episode memory). This is fine-tuning (and the from-scratch baseline) for every method
+/// whose adaptation is "keep training the agent", and multi-task pretraining when `ctx.tasks`
+/// has many tasks.
+pub fn train(ctx: &mut MetaContext<'_>, seed: u64) -> Result<u64, PluginError> {
+    roll(ctx, seed, Rollouts { trials: 1, memory: MemoryReset::Episode, learn: true })
 }
 
 /// `algo.update(plan)` with the call named in errors.

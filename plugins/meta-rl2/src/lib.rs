@@ -11,7 +11,7 @@
 //! Requires an on-policy algo with a recurrent core fed RL² inputs, and an env that can repeat
 //! a task for several trials.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
+use metarl_plugin_api::driver::{self, MemoryReset, Rollouts, SeedStream};
 use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
@@ -40,50 +40,21 @@ struct Rl2 {
     seeds: SeedStream,
 }
 
-impl Rl2 {
-    /// Rolls out RL² episodes of `trials` trials; updates the algo only if `learn`.
-    fn roll(&mut self, ctx: &mut MetaContext<'_>, trials: u32, learn: bool) -> Result<(), PluginError> {
-        let info = ctx.algo.info().into_result()?;
-        let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, trials, self.seeds.next()).into_result()?;
-        // Memory survives episode ends and is cleared only when a new task starts.
-        let mut d = Driver::new(env, ctx.algo, self.seeds.next(), MemoryReset::Task)?;
-        let per_update = info.steps_per_update.max(1) as u64;
-        let rollout = per_update * d.num_envs() as u64;
-        while d.env_steps < ctx.budget_env_steps {
-            // Learn from full rollouts only; a last sliver of budget is played, not learnt from.
-            let full = ctx.budget_env_steps - d.env_steps >= rollout;
-            let record = learn && full;
-            let target = if full { d.env_steps + rollout } else { ctx.budget_env_steps };
-            while d.env_steps < target {
-                d.step(ctx.algo, record, false)?;
-            }
-            let scalars = if record {
-                let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
-                driver::update(ctx.algo, &plan)?.scalars.into_vec()
-            } else {
-                Vec::new()
-            };
-            if !ctx.host.progress(ctx.algo, d.env_steps, scalars.as_slice().into()).into_result()? {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Meta for Rl2 {
     fn info(&self) -> MetaInfo {
         MetaInfo { requires: REQUIRES, env_requires: Caps::ENV_TRIALS, context_dim: 0 }
     }
 
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let trials = self.cfg.trials;
-        self.roll(&mut ctx, trials, true)
+        // Memory survives episode ends and is cleared only when a new task starts.
+        let r = Rollouts { trials: self.cfg.trials, memory: MemoryReset::Task, learn: true };
+        driver::roll(&mut ctx, self.seeds.next(), r).map(drop)
     }
 
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         let trials = self.cfg.adapt_trials.unwrap_or(self.cfg.trials);
-        self.roll(&mut ctx, trials, false)
+        let r = Rollouts { trials, memory: MemoryReset::Task, learn: false };
+        driver::roll(&mut ctx, self.seeds.next(), r).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
