@@ -10,6 +10,11 @@
 # without dependencies plus what ppo_procgen.py imports: gym==0.23.1, tensorboard (and tyro).
 #
 #   STEPS=32768 PRECISION=fp32 SKIP_BUILD=1 bash benches/ppo.sh
+# Our side runs as the metarl host does, with glibc malloc told to keep freed memory
+# (metarl_plugin_api::process): without it every minibatch re-faults gigabytes of fresh pages
+# and the update takes about twice as long. CleanRL runs as its users run it; PyTorch gets the
+# same gain from MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large> (or tcmalloc) in its env.
+#
 # STEPS: env steps per side (default 2 iterations). PRECISION=bf16 runs our side in bf16
 # autocast (CleanRL stays fp32). The last line is `ratio <ours/cleanrl>`.
 set -euo pipefail

@@ -71,3 +71,55 @@ fn reptile_refuses_bad_config() {
     let err = reptile.new_meta(&MetaRequest { seed: 0, config: "inner = 3".into() }).err().unwrap().to_string();
     assert!(err.contains("reptile config: unknown field `inner`"), "{err}");
 }
+
+#[test]
+fn mt_off_policy_updates_sample_k_distinct_training_task_buffers() {
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "offpol", "algo");
+    let mt = load("metarl-meta-mt", "mt", "meta");
+    let req = AlgoRequest {
+        obs: ObsSpace::image(64, 64, 3),
+        action: ActionSpace::discrete(5),
+        num_envs: 4,
+        context_dim: 0,
+        seed: 0,
+        device: "cpu".into(),
+        config: "off_policy = true".into(),
+    };
+    let mut algo = algo_p.new_algo(&req).unwrap();
+    let cfg = "tasks_per_update = 3\nsamples_per_task = 16\ngrad_steps = 2\n";
+    let mut meta = mt.new_meta(&MetaRequest { seed: 5, config: cfg.into() }).unwrap();
+    let train: Vec<u64> = (0..8).collect();
+    let mut plans: Vec<Vec<(String, f64)>> = Vec::new();
+    let mut services = PhaseServices::new(
+        &env,
+        "gridworld",
+        String::new(),
+        train.clone(),
+        Box::new(|_, _, scalars| {
+            plans.push(scalars.iter().map(|s| (s.name.to_string(), s.value)).collect());
+            Ok(true)
+        }),
+    );
+    // 8 steps per env per update (the fixture's steps_per_update), 4 envs: 40 updates.
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&train), budget_env_steps: 1280, num_envs: 4, seed: 1 };
+    check("mt", "pretrain", meta.pretrain(ctx)).unwrap();
+    assert_eq!(services.envs_built, 1, "one env sampling all training tasks");
+    drop(services);
+
+    assert_eq!(plans.len(), 40);
+    let get = |p: &[(String, f64)], k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap();
+    let mut chosen = std::collections::BTreeSet::new();
+    for p in &plans {
+        assert_eq!((get(p, "plan_tasks"), get(p, "plan_samples_per_task"), get(p, "plan_grad_steps")), (3.0, 16.0, 2.0));
+        let tasks: std::collections::BTreeSet<u64> = (0..3).map(|i| get(p, &format!("plan_task_{i}")) as u64).collect();
+        assert_eq!(tasks.len(), 3, "K distinct tasks per update: {tasks:?}");
+        assert!(tasks.iter().all(|t| train.contains(t)), "only training tasks: {tasks:?}");
+        chosen.extend(tasks);
+    }
+    // The env samples every training task, and the chosen buffers are ones with data.
+    assert_eq!(get(plans.last().unwrap(), "tasks_seen"), 8.0);
+    assert_eq!(get(plans.last().unwrap(), "plan_tasks_recorded"), 3.0);
+    // K tasks are re-drawn each update: over 40 updates every training task gets its turn.
+    assert_eq!(chosen.len(), 8, "{chosen:?}");
+}

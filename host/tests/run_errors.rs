@@ -60,6 +60,37 @@ fn a_good_experiment_runs_and_writes_its_results() {
     assert!(summary.contains("| MT |") && summary.contains("| scratch |"), "{summary}");
 }
 
+/// `param0` the fixture algo reported at each update of `unit`, in order (the line that closes
+/// a phase carries no update scalars).
+fn param0_of(run_dir: &Path, unit: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["unit"] == unit)
+        .filter_map(|v| v["param0"].as_f64())
+        .collect()
+}
+
+#[test]
+fn adaptation_starts_from_the_checkpoint_and_reset_heads_reinitialises_the_heads() {
+    // Every fixture update adds 1 to each parameter, and its reset_heads zeroes parameter 0
+    // (its "head"). Fine-tuning must continue from the pretrained value, or from 0 with
+    // reset_heads = true.
+    let text = GOOD.replace("plugin = \"const\"", "plugin = \"const\"\nconfig = { update_adds = 1.0 }");
+    for (reset, label) in [(false, "continues"), (true, "restarts")] {
+        let (d, reg) = setup();
+        let text = if reset { text.replace("eval_episodes = 4", "eval_episodes = 4\nreset_heads = true") } else { text.clone() };
+        let o = run_exp(d.path(), &reg, &text, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = d.path().join("out");
+        let pretrained = *param0_of(&out, "pretrain-p0-m0-s0").last().unwrap();
+        let adapted = param0_of(&out, "adapt-p0-m0-s0-t0");
+        assert!(pretrained >= 10.0, "pretraining made {pretrained} updates");
+        let start = if reset { 0.0 } else { pretrained };
+        assert_eq!(adapted[0], start + 1.0, "fine-tuning {label}: {adapted:?}");
+    }
+}
+
 fn assert_refused(text: &str, needles: &[&str]) {
     let (d, reg) = setup();
     let o = run_exp(d.path(), &reg, text, &[]);

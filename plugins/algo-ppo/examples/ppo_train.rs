@@ -20,10 +20,8 @@ use metarl_plugin_api::driver::{self, Driver, MemoryReset};
 use metarl_plugin_api::export::{HostLogger, PluginRoot, PluginRoot_Ref};
 use metarl_plugin_api::prelude::*;
 
-extern "C" fn log_line(level: u8, target: RStr<'_>, message: RStr<'_>) {
-    if level <= 3 {
-        eprintln!("[{target}] {message}");
-    }
+extern "C" fn log_line(_level: u8, target: RStr<'_>, message: RStr<'_>) {
+    eprintln!("[{target}] {message}");
 }
 
 fn parse_tasks(s: &str) -> Result<Vec<u64>, Box<dyn Error>> {
@@ -37,6 +35,8 @@ fn parse_tasks(s: &str) -> Result<Vec<u64>, Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    // What the metarl host does at start (see metarl_plugin_api::process).
+    metarl_plugin_api::process::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [lib, family, total, rest @ ..] = args.as_slice() else {
         return Err("usage: ppo_train <env-plugin.so> <family> <total-steps> [envs=N seed=N tasks=A..B algo=TOML env=TOML]".into());
@@ -49,7 +49,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let seed: u64 = opt("seed", "1").parse()?;
     let tasks = parse_tasks(&opt("tasks", ""))?;
     let (algo_cfg, env_cfg) = (opt("algo", ""), opt("env", ""));
-    let logger = HostLogger { max_level: 3, log: log_line };
+    // Info and above; RUST_LOG=debug adds the plugin's per-update timings.
+    let max_level = if std::env::var("RUST_LOG").is_ok_and(|v| v.contains("debug")) { 4 } else { 3 };
+    let logger = HostLogger { max_level, log: log_line };
 
     let root = lib_header_from_path(Path::new(lib))?.init_root_module::<PluginRoot_Ref>()?;
     (root.init())(logger).into_result()?;

@@ -36,6 +36,8 @@ pub struct PpoAgent {
     memo: Option<ActMemo>,
     /// The state the last `act` wrote, to notice rows the caller replaced.
     last_state_out: Vec<f32>,
+    /// When the current rollout's first step was recorded (for the timing log line).
+    rollout_started: Option<std::time::Instant>,
 }
 
 fn invalid(msg: impl std::fmt::Display) -> PluginError {
@@ -135,6 +137,7 @@ impl PpoAgent {
             device,
             memo: None,
             last_state_out: Vec::new(),
+            rollout_started: None,
         })
     }
 
@@ -231,6 +234,7 @@ impl Algo for PpoAgent {
         check_len("act: extras buffer", out.extras.len(), n * EXTRAS_DIM as usize)?;
         check_len("act: state", input.state.len(), n * self.state_dim)?;
         check_len("act: context", input.context.len(), n * self.ctx_dim)?;
+        self.rollout_started.get_or_insert_with(std::time::Instant::now);
         let recurrent = self.net.recurrent();
         let (prev_action, prev_reward, first) = if recurrent {
             let a = self.discrete("act: prev_action", &input.prev_action)?;
@@ -418,7 +422,15 @@ impl Algo for PpoAgent {
         let learner =
             Learner { cfg: &self.cfg, net: &mut self.net, adam: &mut self.adam, rng: &mut self.rng, device: self.device };
         // A refused plan leaves the rollout in place, so the caller can retry with another.
+        let started = std::time::Instant::now();
         let stats = ppo::update(learner, &self.rollout, plan)?;
+        log::debug!(
+            "ppo: {} rows; rollout {:.2} s (acting and env stepping), update {:.2} s",
+            self.rollout.rows(),
+            self.rollout_started.map_or(0.0, |t| started.duration_since(t).as_secs_f64()),
+            started.elapsed().as_secs_f64()
+        );
+        self.rollout_started = None;
         self.rollout.clear();
         Ok(stats)
     }

@@ -34,6 +34,8 @@ pub fn algo_request(n: u32, context_dim: u32, seed: u64, config: &str) -> AlgoRe
 }
 
 pub fn agent(n: u32, context_dim: u32, seed: u64, config: &str) -> PpoAgent {
+    // As the metarl host does at start; without it large tensors are re-faulted every step.
+    metarl_plugin_api::process::keep_freed_memory();
     PpoAgent::new(&algo_request(n, context_dim, seed, config)).unwrap()
 }
 
