@@ -112,7 +112,9 @@ impl PpoAgent {
         let adam = Adam::new(&net.params, cfg.learning_rate, cfg.adam_eps);
         let n = req.num_envs as usize;
         let state_dim = if cfg.recurrent { 2 * cfg.lstm_hidden as usize } else { 0 };
-        log::info!(
+        // Debug, not info: a study builds an agent per unit, and the host's progress bars say
+        // what is running.
+        log::debug!(
             "ppo: {} params, {} on {:?}, {:?}, {}{}",
             net.param_count(),
             req.obs,
@@ -409,6 +411,16 @@ impl Algo for PpoAgent {
             r.next_context = m.context;
         }
         r.steps += 1;
+        if r.steps == self.cfg.num_steps {
+            // Full: bootstrap V(s_T) now, with the parameters that acted (as the stored values
+            // were), and free the last frames, so a full rollout holds each frame once.
+            let values = {
+                let _ac = autocast::Scope::enter(self.cfg.precision == Precision::Bf16, self.device)?;
+                crate::batch::bootstrap_values(&self.net, &self.rollout, self.device)
+            };
+            self.rollout.next_values = Some(values);
+            self.rollout.release_next_obs();
+        }
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The PPO update, as in Schulman et al. 2017 with the details of the Procgen paper
 //! (Cobbe et al. 2020) and CleanRL's `ppo_procgen.py`. Read top to bottom:
 //!
-//! 1. bootstrap `V(s_T)` and compute GAE advantages and returns ([`gae`]);
+//! 1. bootstrap `V(s_T)` (already done by `record` when the rollout filled up) and compute
+//!    GAE advantages and returns ([`gae`]);
 //! 2. for each epoch, for each shuffled minibatch: evaluate the current policy, form the
 //!    clipped-surrogate objective ([`ppo_loss`]), back-propagate, clip the global gradient
 //!    norm and take an Adam step;
@@ -208,9 +209,12 @@ pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<Up
     }
 
     // 1. Advantages and returns.
-    let next_values = {
-        let _ac = autocast::Scope::enter(bf16, device)?;
-        batch::bootstrap_values(net, rollout, device)
+    let next_values = match &rollout.next_values {
+        Some(v) => v.clone(),
+        None => {
+            let _ac = autocast::Scope::enter(bf16, device)?;
+            batch::bootstrap_values(net, rollout, device)
+        }
     };
     let (advantages, returns) =
         gae(&rollout.rewards, &rollout.values, &rollout.dones, &next_values, rollout.n, cfg.gamma, cfg.gae_lambda);

@@ -94,8 +94,11 @@ pub struct Rollout {
     pub firsts: Vec<f32>,
     /// Context rows seen by `act` (context only).
     pub contexts: Vec<f32>,
-    /// Observations after the last step, for the bootstrap value.
+    /// Observations after the last step, for the bootstrap value (released once
+    /// [`Rollout::next_values`] is computed).
     pub next_obs: ObsStore,
+    /// `V(s_T)`, computed when the rollout filled up, with the parameters that acted.
+    pub next_values: Option<Vec<f32>>,
     /// Raw rewards of the last step (the next RL² `prev_reward`).
     pub last_raw_rewards: Vec<f32>,
     /// State `act` wrote at the last step (recurrent only).
@@ -125,6 +128,7 @@ impl Rollout {
             firsts: Vec::new(),
             contexts: Vec::new(),
             next_obs: ObsStore::new(kind, n * obs_numel),
+            next_values: None,
             last_raw_rewards: Vec::new(),
             next_state: Vec::new(),
             next_context: Vec::new(),
@@ -136,6 +140,7 @@ impl Rollout {
         self.steps = 0;
         self.obs.clear();
         self.next_obs.clear();
+        self.next_values = None;
         for v in [&mut self.values, &mut self.logprobs, &mut self.rewards, &mut self.states, &mut self.restarts] {
             v.clear();
         }
@@ -163,6 +168,16 @@ impl Rollout {
             + 4 * (self.values.len() + self.logprobs.len() + self.rewards.len() + self.states.len())
             + 4 * (self.restarts.len() + self.prev_rewards.len() + self.firsts.len() + self.contexts.len())
             + self.dones.len()
+            + 4 * self.next_values.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Frees the last step's observations (after [`Rollout::next_values`] is set); the next
+    /// rollout allocates them again.
+    pub fn release_next_obs(&mut self) {
+        self.next_obs = match self.next_obs {
+            ObsStore::U8(_) => ObsStore::U8(Vec::new()),
+            ObsStore::F32(_) => ObsStore::F32(Vec::new()),
+        };
     }
 
     /// The rollout's observations as one `[rows, ...obs_shape]` tensor on the CPU. Images are

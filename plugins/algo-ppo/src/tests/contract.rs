@@ -267,12 +267,12 @@ fn rollout_keeps_images_as_bytes() {
     // CleanRL ppo_procgen: float32 obs [256, 64, 64, 64, 3] and next_obs [64, 64, 64, 3], plus
     // float32 actions, logprobs, rewards, dones, values, advantages and returns [256, 64].
     let rows = 256 * n;
-    let cleanrl_obs = 4 * (rows + n) * frame;
-    let cleanrl_total = cleanrl_obs + 7 * 4 * rows;
-    assert_eq!(obs_bytes * 4, cleanrl_obs, "observations must be stored as u8");
+    let cleanrl_total = 4 * (rows + n) * frame + 7 * 4 * rows;
+    // One byte per pixel, each frame once: the last frames went into V(s_T) and were freed.
+    assert_eq!(obs_bytes, rows * frame, "observations must be stored as u8, once");
     let ratio = total as f64 / cleanrl_total as f64;
     eprintln!("rollout memory: {total} bytes = {ratio:.4} of CleanRL's {cleanrl_total}");
-    assert!(ratio < 0.2505, "rollout memory {ratio:.4} of CleanRL's");
+    assert!(ratio <= 0.25, "rollout memory {ratio:.4} of CleanRL's");
     a.clear().unwrap();
     assert_eq!(a.rollout_bytes().1, 0);
 }
