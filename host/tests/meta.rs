@@ -16,6 +16,19 @@ fn load(package: &str, name: &str, kind: &str) -> Plugin {
     Plugin::load(&reg.entries[0]).unwrap()
 }
 
+/// An algo request for 4 gridworld envs, with `config` for the fixture algo.
+fn gridworld_request(config: &str) -> AlgoRequest {
+    AlgoRequest {
+        obs: ObsSpace::image(64, 64, 3),
+        action: ActionSpace::discrete(5),
+        num_envs: 4,
+        context_dim: 0,
+        seed: 0,
+        device: "cpu".into(),
+        config: config.into(),
+    }
+}
+
 #[test]
 fn reptile_outer_update_is_exact_through_the_plugin_interface() {
     let env = load("metarl-env-gridworld", "gridworld", "env");
@@ -23,16 +36,7 @@ fn reptile_outer_update_is_exact_through_the_plugin_interface() {
     let reptile = load("metarl-meta-reptile", "reptile", "meta");
     // Each update adds 1 to every parameter: after k = 3 inner updates θ_k = θ_old + 3, so with
     // ε = 0.5 one outer iteration must leave θ_old + 1.5.
-    let req = AlgoRequest {
-        obs: ObsSpace::image(64, 64, 3),
-        action: ActionSpace::discrete(5),
-        num_envs: 4,
-        context_dim: 0,
-        seed: 0,
-        device: "cpu".into(),
-        config: "update_adds = 1.0".into(),
-    };
-    let mut algo = algo_p.new_algo(&req).unwrap();
+    let mut algo = algo_p.new_algo(&gridworld_request("update_adds = 1.0")).unwrap();
     let before = check("adder", "params", algo.params()).unwrap().into_vec();
     let cfg = "inner_updates = 3\nepsilon = 0.5\nepsilon_end = 0.5\n";
     let mut meta = reptile.new_meta(&MetaRequest { seed: 7, config: cfg.into() }).unwrap();
@@ -77,16 +81,7 @@ fn mt_off_policy_updates_sample_k_distinct_training_task_buffers() {
     let env = load("metarl-env-gridworld", "gridworld", "env");
     let algo_p = load("metarl-fixture-algo", "offpol", "algo");
     let mt = load("metarl-meta-mt", "mt", "meta");
-    let req = AlgoRequest {
-        obs: ObsSpace::image(64, 64, 3),
-        action: ActionSpace::discrete(5),
-        num_envs: 4,
-        context_dim: 0,
-        seed: 0,
-        device: "cpu".into(),
-        config: "off_policy = true".into(),
-    };
-    let mut algo = algo_p.new_algo(&req).unwrap();
+    let mut algo = algo_p.new_algo(&gridworld_request("off_policy = true")).unwrap();
     let cfg = "tasks_per_update = 3\nsamples_per_task = 16\ngrad_steps = 2\n";
     let mut meta = mt.new_meta(&MetaRequest { seed: 5, config: cfg.into() }).unwrap();
     let train: Vec<u64> = (0..8).collect();
