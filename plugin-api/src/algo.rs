@@ -70,6 +70,22 @@ pub struct ActInput<'a> {
     pub deterministic: bool,
 }
 
+impl<'a> ActInput<'a> {
+    /// Input for a feed-forward agent without context: observations only, with empty
+    /// recurrent state, RL² inputs and context.
+    pub fn observations(obs: ObsRef<'a>, deterministic: bool) -> Self {
+        ActInput {
+            obs,
+            state: RSliceMut::from_mut_slice(&mut []),
+            prev_action: ActionsRef::Discrete(RSlice::from_slice(&[])),
+            prev_reward: RSlice::from_slice(&[]),
+            first: RSlice::from_slice(&[]),
+            context: RSlice::from_slice(&[]),
+            deterministic,
+        }
+    }
+}
+
 /// Outputs of one batched [`Algo::act`] call.
 #[repr(C)]
 #[derive(StableAbi, Debug)]

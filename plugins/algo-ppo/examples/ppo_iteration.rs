@@ -45,15 +45,7 @@ fn main() -> Result<(), PluginError> {
         for t in 0..steps {
             let obs = &pool[t % pool.len()];
             agent.act(
-                ActInput {
-                    obs: ObsRef::U8(obs.as_slice().into()),
-                    state: (&mut [][..]).into(),
-                    prev_action: ActionsRef::Discrete((&[][..]).into()),
-                    prev_reward: (&[][..]).into(),
-                    first: (&[][..]).into(),
-                    context: (&[][..]).into(),
-                    deterministic: false,
-                },
+                ActInput::observations(ObsRef::U8(obs.as_slice().into()), false),
                 ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
             )?;
             let rewards: Vec<f32> = (0..n).map(|_| if next() % 50 == 0 { 10.0 } else { 0.0 }).collect();

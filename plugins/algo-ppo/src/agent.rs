@@ -414,11 +414,8 @@ impl Algo for PpoAgent {
         if r.steps == self.cfg.num_steps {
             // Full: bootstrap V(s_T) now, with the parameters that acted (as the stored values
             // were), and free the last frames, so a full rollout holds each frame once.
-            let values = {
-                let _ac = autocast::Scope::enter(self.cfg.precision == Precision::Bf16, self.device)?;
-                crate::batch::bootstrap_values(&self.net, &self.rollout, self.device)
-            };
-            self.rollout.next_values = Some(values);
+            let bf16 = self.cfg.precision == Precision::Bf16;
+            self.rollout.next_values = Some(crate::batch::bootstrap_values(&self.net, &self.rollout, bf16, self.device)?);
             self.rollout.release_next_obs();
         }
         Ok(())

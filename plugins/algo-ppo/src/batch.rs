@@ -7,7 +7,10 @@
 //! state it passed to `act` (see [`crate::rollout::ActMemo::restart`]: usually a zeroed row at
 //! an episode or trial start), where it restarts from the stored row, as acting did.
 
+use metarl_plugin_api::types::PluginError;
 use tch::{Device, Kind, Tensor};
+
+use crate::autocast;
 
 use crate::net::Net;
 use crate::rng::Rng;
@@ -181,10 +184,11 @@ pub fn evaluate(net: &Net, data: &UpdateData, mb: &Minibatch, want_context_grad:
     Evaluated { logits, values, context, rows }
 }
 
-/// `V(s_T)` for the observations after the last recorded step (no grad; call inside the
-/// autocast scope). The recurrent core continues from the state `act` wrote at that step.
-pub fn bootstrap_values(net: &Net, rollout: &Rollout, device: Device) -> Vec<f32> {
+/// `V(s_T)` for the observations after the last recorded step (no grad, in bf16 autocast if
+/// `bf16`). The recurrent core continues from the state `act` wrote at that step.
+pub fn bootstrap_values(net: &Net, rollout: &Rollout, bf16: bool, device: Device) -> Result<Vec<f32>, PluginError> {
     let _no_grad = tch::no_grad_guard();
+    let _ac = autocast::Scope::enter(bf16, device)?;
     let n = rollout.n;
     let last = (rollout.steps - 1) * n..rollout.steps * n;
     let z = net.encode(&rollout.next_obs_tensor(&net.shape.obs_shape).to_device(device));
@@ -203,5 +207,5 @@ pub fn bootstrap_values(net: &Net, rollout: &Rollout, device: Device) -> Vec<f32
     };
     let context = (net.shape.context_dim > 0).then(|| f32s(&rollout.next_context, device).view([n as i64, -1]));
     let (_, values) = net.heads(&latent, context.as_ref());
-    crate::net::to_vec_f32(&values.to_kind(Kind::Float))
+    Ok(crate::net::to_vec_f32(&values.to_kind(Kind::Float)))
 }

@@ -13,6 +13,8 @@
 //! value needed to bootstrap through the cut is not available. This is the usual approximation
 //! (CleanRL does the same); it slightly under-values states near the time limit.
 
+use std::borrow::Cow;
+
 use metarl_plugin_api::algo::{UpdatePlan, UpdateStats};
 use metarl_plugin_api::types::{PluginError, Scalar};
 use tch::{Device, Kind, Tensor};
@@ -210,11 +212,8 @@ pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<Up
 
     // 1. Advantages and returns.
     let next_values = match &rollout.next_values {
-        Some(v) => v.clone(),
-        None => {
-            let _ac = autocast::Scope::enter(bf16, device)?;
-            batch::bootstrap_values(net, rollout, device)
-        }
+        Some(v) => Cow::Borrowed(v.as_slice()),
+        None => Cow::Owned(batch::bootstrap_values(net, rollout, bf16, device)?),
     };
     let (advantages, returns) =
         gae(&rollout.rewards, &rollout.values, &rollout.dones, &next_values, rollout.n, cfg.gamma, cfg.gae_lambda);

@@ -234,33 +234,21 @@ fn rollout_keeps_images_as_bytes() {
     let zeros_f = vec![0f32; n];
     let zeros_u = vec![0u8; n];
     let tasks = vec![0u64; n];
+    let step = || Transitions {
+        obs: ObsRef::U8(obs.as_slice().into()),
+        actions: ActionsRef::Discrete(actions.as_slice().into()),
+        extras: extras.as_slice().into(),
+        rewards: zeros_f.as_slice().into(),
+        terminated: zeros_u.as_slice().into(),
+        truncated: zeros_u.as_slice().into(),
+        next_obs: ObsRef::U8(obs.as_slice().into()),
+        state: (&[][..]).into(),
+        task: tasks.as_slice().into(),
+    };
     for _ in 0..256 {
-        a.record(Transitions {
-            obs: ObsRef::U8(obs.as_slice().into()),
-            actions: ActionsRef::Discrete(actions.as_slice().into()),
-            extras: extras.as_slice().into(),
-            rewards: zeros_f.as_slice().into(),
-            terminated: zeros_u.as_slice().into(),
-            truncated: zeros_u.as_slice().into(),
-            next_obs: ObsRef::U8(obs.as_slice().into()),
-            state: (&[][..]).into(),
-            task: tasks.as_slice().into(),
-        })
-        .unwrap();
+        a.record(step()).unwrap();
     }
-    let e = a
-        .record(Transitions {
-            obs: ObsRef::U8(obs.as_slice().into()),
-            actions: ActionsRef::Discrete(actions.as_slice().into()),
-            extras: extras.as_slice().into(),
-            rewards: zeros_f.as_slice().into(),
-            terminated: zeros_u.as_slice().into(),
-            truncated: zeros_u.as_slice().into(),
-            next_obs: ObsRef::U8(obs.as_slice().into()),
-            state: (&[][..]).into(),
-            task: tasks.as_slice().into(),
-        })
-        .unwrap_err();
+    let e = a.record(step()).unwrap_err();
     assert!(e.message.contains("rollout is full"), "{}", e.message);
 
     let (obs_bytes, total) = a.rollout_bytes();
@@ -320,15 +308,7 @@ fn bad_inputs_are_refused_with_one_line() {
     let mut extras = vec![0f32; 8];
     let e = a
         .act(
-            ActInput {
-                obs: ObsRef::U8(short.as_slice().into()),
-                state: (&mut [][..]).into(),
-                prev_action: ActionsRef::Discrete((&[][..]).into()),
-                prev_reward: (&[][..]).into(),
-                first: (&[][..]).into(),
-                context: (&[][..]).into(),
-                deterministic: false,
-            },
+            ActInput::observations(ObsRef::U8(short.as_slice().into()), false),
             ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
         )
         .unwrap_err();
