@@ -315,33 +315,20 @@ fn bad_inputs_are_refused_with_one_line() {
     assert!(one_line(e).contains("obs"));
 
     let lp = Loop::new(&env_request("gridworld", 4, &[0, 1], 3), 5, 0, 0);
-    let bad = [0i32, 1, 9, 0];
-    let e = a
-        .record(Transitions {
-            obs: ObsRef::U8(lp.obs.as_slice().into()),
-            actions: ActionsRef::Discrete(bad.as_slice().into()),
-            extras: extras.as_slice().into(),
-            rewards: (&[0f32; 4][..]).into(),
-            terminated: (&[0u8; 4][..]).into(),
-            truncated: (&[0u8; 4][..]).into(),
-            next_obs: ObsRef::U8(lp.obs.as_slice().into()),
-            state: (&[][..]).into(),
-            task: (&[0u64; 4][..]).into(),
-        })
-        .unwrap_err();
+    // One step of 4 envs with every buffer well formed except the actions or extras given.
+    let step = |actions: &'static [i32], extras: &'static [f32]| Transitions {
+        obs: ObsRef::U8(lp.obs.as_slice().into()),
+        actions: ActionsRef::Discrete(actions.into()),
+        extras: extras.into(),
+        rewards: (&[0f32; 4][..]).into(),
+        terminated: (&[0u8; 4][..]).into(),
+        truncated: (&[0u8; 4][..]).into(),
+        next_obs: ObsRef::U8(lp.obs.as_slice().into()),
+        state: (&[][..]).into(),
+        task: (&[0u64; 4][..]).into(),
+    };
+    let e = a.record(step(&[0, 1, 9, 0], &[0.0; 8])).unwrap_err();
     assert!(one_line(e).contains("out of range"));
-    let e = a
-        .record(Transitions {
-            obs: ObsRef::U8(lp.obs.as_slice().into()),
-            actions: ActionsRef::Discrete((&[0i32; 4][..]).into()),
-            extras: (&[][..]).into(),
-            rewards: (&[0f32; 4][..]).into(),
-            terminated: (&[0u8; 4][..]).into(),
-            truncated: (&[0u8; 4][..]).into(),
-            next_obs: ObsRef::U8(lp.obs.as_slice().into()),
-            state: (&[][..]).into(),
-            task: (&[0u64; 4][..]).into(),
-        })
-        .unwrap_err();
+    let e = a.record(step(&[0; 4], &[])).unwrap_err();
     assert!(one_line(e).contains("extras"));
 }
