@@ -1,9 +1,11 @@
 //! Host-side helpers for batched envs: opening one through a plugin, random actions.
 
-use metarl_plugin_api::driver::CallFailed;
-pub use metarl_plugin_api::driver::EnvBatch;
 use metarl_plugin_api::env::EnvRequest;
-use metarl_plugin_api::types::{ActionBuf, ActionKind, ActionSpace, ActionsRef, PluginError};
+use metarl_plugin_api::types::{ActionSpace, ArrayRef, PluginError};
+use metarl_plugin_kit::buf::SpaceBuf;
+use metarl_plugin_kit::driver::{random_action, CallFailed};
+pub use metarl_plugin_kit::driver::EnvBatch;
+use metarl_plugin_kit::seeds::SeedStream;
 
 use crate::loader::{CallError, Plugin};
 
@@ -24,60 +26,26 @@ pub fn call<T>(plugin: &str, r: Result<T, CallFailed>) -> Result<T, CallError> {
     r.map_err(|f| CallError { plugin: plugin.to_string(), call: f.call, error: f.error })
 }
 
-/// Uniformly random actions from a fixed seed (SplitMix64), for benchmarks and smoke tests.
+/// Uniformly random actions from a fixed seed, for benchmarks and smoke tests: each discrete
+/// element uniform over its choices, each bounded continuous element uniform in its bounds.
 pub struct RandomActions {
-    state: u64,
+    rng: SeedStream,
     space: ActionSpace,
     /// The current batch.
-    pub buf: ActionBuf,
+    pub buf: SpaceBuf,
 }
 
 impl RandomActions {
     /// A generator for `n` envs of `space`.
     pub fn new(space: &ActionSpace, n: usize, seed: u64) -> Self {
-        Self { state: seed, space: space.clone(), buf: ActionBuf::zeros(space, n) }
+        Self { rng: SeedStream::new(seed), space: space.clone(), buf: SpaceBuf::zeros(space, n) }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Draws a new batch into `buf`.
-    pub fn sample(&mut self) -> ActionsRef<'_> {
-        let n = self.space.n as u64;
-        match self.space.kind {
-            ActionKind::Discrete => {
-                let len = self.buf_len();
-                for i in 0..len {
-                    let a = (self.next_u64() % n.max(1)) as i32;
-                    if let ActionBuf::Discrete(v) = &mut self.buf {
-                        v[i] = a;
-                    }
-                }
-            }
-            ActionKind::Continuous => {
-                let len = self.buf_len();
-                for i in 0..len {
-                    let d = i % self.space.n as usize;
-                    let u = (self.next_u64() >> 11) as f32 / (1u64 << 53) as f32;
-                    let (lo, hi) = (self.space.low[d], self.space.high[d]);
-                    if let ActionBuf::Continuous(v) = &mut self.buf {
-                        v[i] = lo + u * (hi - lo);
-                    }
-                }
-            }
+    /// Draws a new batch into `buf` and returns its views.
+    pub fn sample(&mut self) -> Vec<ArrayRef<'_>> {
+        for row in 0..self.buf.n {
+            random_action(&self.space, &mut self.buf, row, &mut self.rng);
         }
-        self.buf.as_ref()
-    }
-
-    fn buf_len(&self) -> usize {
-        match &self.buf {
-            ActionBuf::Discrete(v) => v.len(),
-            ActionBuf::Continuous(v) => v.len(),
-        }
+        self.buf.views()
     }
 }

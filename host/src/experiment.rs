@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use metarl_plugin_api::algo::{AlgoInfo, AlgoRequest};
 use metarl_plugin_api::env::{EnvRequest, EnvSpec};
 use metarl_plugin_api::meta::{MetaInfo, MetaRequest};
-use metarl_plugin_api::types::{ActionKind, Caps, PluginKind, TaskFamily};
+use metarl_plugin_api::types::{Caps, Dtype, PluginKind, TaskFamily};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::loader::{check, merge_tables, Plugin};
+use crate::loader::{check, merge_tables, toml_text, Plugin};
 use crate::registry::{line_col, Registry};
 use crate::tasks::{self, TaskSelection};
 
@@ -28,6 +28,8 @@ struct RawExperiment {
     num_envs: Spanned<u32>,
     #[serde(default = "default_device")]
     device: Spanned<String>,
+    #[serde(default = "default_threads")]
+    threads: Spanned<u32>,
     env: RawEnv,
     algo: RawPlugin,
     pretrain: RawPretrain,
@@ -42,6 +44,11 @@ fn default_num_envs() -> Spanned<u32> {
 
 fn default_device() -> Spanned<String> {
     Spanned::new(0..0, "cpu".to_string())
+}
+
+/// Two intra-op threads: this project's machines have two cores.
+fn default_threads() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
 }
 
 #[derive(Deserialize)]
@@ -90,6 +97,11 @@ struct RawAdapt {
     eval_every: Spanned<u64>,
     #[serde(default = "default_eval_episodes")]
     eval_episodes: Spanned<u32>,
+    eval_envs: Option<Spanned<u32>>,
+    #[serde(default = "default_eval_policy")]
+    eval_policy: Spanned<String>,
+    #[serde(default = "default_eval_epsilon")]
+    eval_epsilon: Spanned<f32>,
     #[serde(default)]
     reset_heads: bool,
     #[serde(default = "yes")]
@@ -98,6 +110,14 @@ struct RawAdapt {
 
 fn default_eval_episodes() -> Spanned<u32> {
     Spanned::new(0..0, 10)
+}
+
+fn default_eval_epsilon() -> Spanned<f32> {
+    Spanned::new(0..0, 0.0)
+}
+
+fn default_eval_policy() -> Spanned<String> {
+    Spanned::new(0..0, "sample".to_string())
 }
 
 fn yes() -> bool {
@@ -164,6 +184,8 @@ pub struct Plan {
     pub num_envs: u32,
     /// `cpu`, `cuda` or `auto`.
     pub device: String,
+    /// Intra-op threads of numerical libraries, for the whole process.
+    pub threads: u32,
     /// Registry name of the env plugin.
     pub env: String,
     /// Task family.
@@ -188,8 +210,14 @@ pub struct Plan {
     pub adapt_env_steps: u64,
     /// Curve resolution during adaptation, in env steps.
     pub eval_every: u64,
-    /// Episodes averaged for the zero-shot point.
+    /// Episodes behind every evaluation point (the zero-shot point and each curve point).
     pub eval_episodes: u32,
+    /// Envs of the evaluation env.
+    pub eval_envs: u32,
+    /// Evaluate greedily with exploration noise off (`greedy`) rather than sampling (`sample`).
+    pub eval_greedy: bool,
+    /// ε of ε-greedy evaluation (0 = none).
+    pub eval_epsilon: f32,
     /// Re-initialise policy and value heads before fine-tuning (keep only the encoder).
     pub reset_heads: bool,
     /// Also train from scratch on each test task with the same budget.
@@ -229,11 +257,6 @@ impl Ctx<'_> {
         let (line, col) = line_col(self.text, span.start);
         anyhow::anyhow!("{}:{line}:{col}: {msg}", self.file.display())
     }
-}
-
-/// The config of `table` as TOML text.
-fn toml_text(table: &toml::Table) -> String {
-    toml::to_string(table).unwrap_or_default()
 }
 
 impl Plan {
@@ -277,9 +300,34 @@ impl Plan {
                 format!("adapt.eval_every must be between 1 and adapt.env_steps ({adapt_steps})"),
             ));
         }
-        if *raw.adapt.eval_episodes.get_ref() == 0 {
+        let eval_episodes = *raw.adapt.eval_episodes.get_ref();
+        if eval_episodes == 0 {
             return Err(cx.at(raw.adapt.eval_episodes.span(), "adapt.eval_episodes must be at least 1"));
         }
+        let eval_envs = match &raw.adapt.eval_envs {
+            Some(e) if *e.get_ref() == 0 || *e.get_ref() > eval_episodes => {
+                return Err(cx.at(e.span(), format!("adapt.eval_envs must be between 1 and adapt.eval_episodes ({eval_episodes})")))
+            }
+            Some(e) => *e.get_ref(),
+            None => eval_episodes.min(*raw.num_envs.get_ref()),
+        };
+        let eval_greedy = match raw.adapt.eval_policy.get_ref().as_str() {
+            "greedy" => true,
+            "sample" => false,
+            other => {
+                return Err(cx.at(raw.adapt.eval_policy.span(), format!("adapt.eval_policy '{other}' must be sample or greedy")))
+            }
+        };
+        let eval_epsilon = *raw.adapt.eval_epsilon.get_ref();
+        if !(0.0..=1.0).contains(&eval_epsilon) {
+            return Err(cx.at(raw.adapt.eval_epsilon.span(), "adapt.eval_epsilon must be within [0, 1]"));
+        }
+        let threads = *raw.threads.get_ref();
+        if threads == 0 {
+            return Err(cx.at(raw.threads.span(), "threads must be at least 1"));
+        }
+        // Before any plugin loads: libtorch sizes its OpenMP pool from these when it starts.
+        metarl_plugin_kit::process::limit_threads(threads);
         if raw.method.is_empty() && !raw.adapt.scratch {
             return Err(cx.at(0..0, "nothing to run: no [[method]] and adapt.scratch = false"));
         }
@@ -295,8 +343,8 @@ impl Plan {
             let entry = registry.require(name.get_ref(), kind).map_err(|e| cx.at(name.span(), e))?;
             Ok(Plugin::load(entry)?)
         };
-        let env = load(&raw.env.plugin, PluginKind::Env)?;
-        let algo = load(&raw.algo.plugin, PluginKind::Algo)?;
+        let env = load(&raw.env.plugin, PluginKind::ENV)?;
+        let algo = load(&raw.algo.plugin, PluginKind::ALGO)?;
 
         // Tasks.
         let families: &[TaskFamily] = &env.descriptor.families;
@@ -340,7 +388,7 @@ impl Plan {
             panels.push(Panel { label, selector: sel.get_ref().clone(), tasks: train.tasks });
         }
 
-        let env_config = env.config_with(&raw.env.config);
+        let env_config = env.config_with(&raw.env.config).map_err(|e| cx.at(raw.env.plugin.span(), format!("env.config: {e:#}")))?;
         let num_envs = *raw.num_envs.get_ref();
         // Probe the env once: its spaces decide what the algo must handle.
         let probe = EnvRequest {
@@ -349,14 +397,16 @@ impl Plan {
             num_envs: 1,
             trials: 1,
             seed: 0,
+            threads,
             config: env_config.as_str().into(),
         };
         let env_box = env.new_env(&probe).map_err(|e| cx.at(raw.env.plugin.span(), e))?;
         let spec = check(&env.name, "spec", env_box.spec())?;
         drop(env_box);
 
-        let algo_base = algo.config_with(&raw.algo.config);
-        let algo_base_table: toml::Table = toml::from_str(&algo_base).unwrap_or_default();
+        let algo_base = algo.config_with(&raw.algo.config).map_err(|e| cx.at(raw.algo.plugin.span(), format!("algo.config: {e:#}")))?;
+        let mut algo_base_table = algo.config.clone();
+        merge_tables(&mut algo_base_table, &raw.algo.config);
         let probe_algo = |config: &str, context_dim: u32| -> anyhow::Result<AlgoInfo> {
             let req = AlgoRequest {
                 obs: spec.obs.clone(),
@@ -365,20 +415,45 @@ impl Plan {
                 context_dim,
                 seed: 0,
                 device: raw.device.get_ref().as_str().into(),
+                threads,
                 config: config.into(),
             };
             let a = algo.new_algo(&req).map_err(|e| cx.at(raw.algo.plugin.span(), e))?;
             Ok(check(&algo.name, "info", a.info())?)
         };
-        let needed_action_cap = match spec.action.kind {
-            ActionKind::Discrete => Caps::DISCRETE,
-            ActionKind::Continuous => Caps::CONTINUOUS,
-        };
-        let check_action = |info: &AlgoInfo, span| -> anyhow::Result<()> {
-            if !info.caps.contains(needed_action_cap) {
+        // What the env's spaces ask of an algo.
+        let mut needed = Caps::NONE;
+        for p in spec.action.parts.iter() {
+            needed = needed | if p.dtype == Dtype::I32 { Caps::DISCRETE } else { Caps::CONTINUOUS };
+        }
+        if spec.action.parts.len() > 1 {
+            needed = needed | Caps::COMPOSITE_ACTIONS;
+        }
+        if spec.obs.parts.len() > 1 {
+            needed = needed | Caps::MULTI_PART_OBS;
+        }
+        let eval_every_span = raw.adapt.eval_every.span();
+        let check_algo = |info: &AlgoInfo, span| -> anyhow::Result<()> {
+            let missing = info.caps.missing(needed);
+            if !missing.is_empty() {
                 return Err(cx.at(
                     span,
-                    format!("algo plugin '{}' cannot act in env plugin '{}''s {} action space", algo.name, env.name, spec.action),
+                    format!(
+                        "algo plugin '{}' cannot work with env plugin '{}''s spaces (observations {}; actions {}): it lacks {missing}",
+                        algo.name, env.name, spec.obs, spec.action
+                    ),
+                ));
+            }
+            // Evaluations happen where the meta-method reports progress: between updates.
+            let interval = info.steps_per_update.max(1) as u64 * num_envs as u64;
+            if eval_every % interval != 0 {
+                return Err(cx.at(
+                    eval_every_span.clone(),
+                    format!(
+                        "adapt.eval_every ({eval_every}) must be a multiple of the update interval of algo plugin '{}' \
+                         ({interval} env steps: {} steps x {num_envs} envs), since evaluations happen between updates",
+                        algo.name, info.steps_per_update
+                    ),
                 ));
             }
             Ok(())
@@ -390,19 +465,18 @@ impl Plan {
         for m in &raw.method {
             let span = m.span();
             let m = m.get_ref();
-            let meta = load(&m.meta, PluginKind::Meta)?;
+            let meta = load(&m.meta, PluginKind::META)?;
             let label = m.label.clone().unwrap_or_else(|| m.meta.get_ref().clone());
             if label == "scratch" || !labels.insert(label.clone()) {
                 return Err(cx.at(span, format!("method label '{label}' is used twice (or is the reserved 'scratch')")));
             }
-            let config = meta.config_with(&m.config);
-            let mb = meta
-                .new_meta(&MetaRequest { seed: 0, config: config.as_str().into() })
-                .map_err(|e| cx.at(m.meta.span(), e))?;
+            let config = meta.config_with(&m.config).map_err(|e| cx.at(m.meta.span(), format!("{e:#}")))?;
+            let mreq = MetaRequest { seed: 0, threads, device: raw.device.get_ref().as_str().into(), config: config.as_str().into() };
+            let mb = meta.new_meta(&mreq).map_err(|e| cx.at(m.meta.span(), e))?;
             let minfo = check(&meta.name, "info", mb.info())?;
             let mut algo_table = algo_base_table.clone();
             merge_tables(&mut algo_table, &m.algo_config);
-            let algo_config = toml_text(&algo_table);
+            let algo_config = toml_text(&algo_table).map_err(|e| cx.at(span.clone(), format!("algo_config: {e}")))?;
             let ainfo = probe_algo(&algo_config, minfo.context_dim)?;
             let missing = ainfo.caps.missing(minfo.requires);
             if !missing.is_empty() {
@@ -421,14 +495,14 @@ impl Plan {
                     format!("meta plugin '{}' needs an env with {}; env plugin '{}' lacks {env_missing}", meta.name, minfo.env_requires, env.name),
                 ));
             }
-            check_action(&ainfo, raw.algo.plugin.span())?;
+            check_algo(&ainfo, raw.algo.plugin.span())?;
             methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim });
             metas.push(meta);
             algo_infos.push(ainfo);
             meta_infos.push(minfo);
         }
         if raw.adapt.scratch {
-            check_action(&probe_algo(&algo_base, 0)?, raw.algo.plugin.span())?;
+            check_algo(&probe_algo(&algo_base, 0)?, raw.algo.plugin.span())?;
         }
 
         let mut versions = vec![
@@ -445,6 +519,7 @@ impl Plan {
             seeds,
             num_envs,
             device: raw.device.get_ref().clone(),
+            threads,
             env: env.name.clone(),
             family: test.family.clone(),
             env_config,
@@ -457,7 +532,10 @@ impl Plan {
             pretrain_env_steps: pretrain_steps,
             adapt_env_steps: adapt_steps,
             eval_every,
-            eval_episodes: *raw.adapt.eval_episodes.get_ref(),
+            eval_episodes,
+            eval_envs,
+            eval_greedy,
+            eval_epsilon,
             reset_heads: raw.adapt.reset_heads,
             scratch: raw.adapt.scratch,
             scratch_algo_config: algo_base,

@@ -10,7 +10,8 @@ use std::hash::{Hash, Hasher};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use metarl_plugin_api::env::EnvRequest;
-use metarl_plugin_api::types::ObsBuf;
+
+use metarl_plugin_kit::buf::Data;
 
 use crate::envrun::{self, call};
 use crate::loader::Plugin;
@@ -40,13 +41,16 @@ impl LeakageReport {
 
 /// Hash of the first observation of `task` (one env, fixed seed).
 pub fn first_frame(plugin: &Plugin, family: &str, config: &str, task: u64) -> anyhow::Result<u64> {
-    let req = EnvRequest { family: family.into(), tasks: vec![task].into(), num_envs: 1, trials: 1, seed: 0, config: config.into() };
+    let req = EnvRequest { family: family.into(), tasks: vec![task].into(), num_envs: 1, trials: 1, seed: 0, threads: 1, config: config.into() };
     let mut env = envrun::open(plugin, &req)?;
     call(&plugin.name, env.reset(0))?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    match &env.obs {
-        ObsBuf::U8(v) => v.as_slice().hash(&mut h),
-        ObsBuf::F32(v) => v.iter().for_each(|x| x.to_bits().hash(&mut h)),
+    for part in &env.obs.parts {
+        match part {
+            Data::U8(v) => v.hash(&mut h),
+            Data::F32(v) => v.iter().for_each(|x| x.to_bits().hash(&mut h)),
+            Data::I32(v) => v.hash(&mut h),
+        }
     }
     Ok(h.finish())
 }

@@ -195,12 +195,19 @@ impl Plugin {
         check(&self.name, "new_meta", (self.root.new_meta())(req))
     }
 
-    /// The registry default config merged with `overrides` (overrides win, tables merge).
-    pub fn config_with(&self, overrides: &toml::Table) -> String {
+    /// The registry default config merged with `overrides` (overrides win, tables merge), as
+    /// TOML text for a request.
+    pub fn config_with(&self, overrides: &toml::Table) -> anyhow::Result<String> {
         let mut merged = self.config.clone();
         merge_tables(&mut merged, overrides);
-        toml::to_string(&merged).unwrap_or_default()
+        toml_text(&merged).map_err(|e| anyhow::anyhow!("plugin '{}': config: {e}", self.name))
     }
+}
+
+/// A config table as TOML text. Fails only for values TOML cannot write (such as a table
+/// after plain keys in an array); the error says which.
+pub fn toml_text(table: &toml::Table) -> Result<String, String> {
+    toml::to_string(table).map_err(|e| e.to_string().trim().replace('\n', " "))
 }
 
 /// Recursively merges `over` into `base`.

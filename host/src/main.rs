@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     let cli = metarl::cli::Cli::parse();
     let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log_filter()));
     logger.format_timestamp(None).init();
-    if !metarl_plugin_api::process::keep_freed_memory() {
+    if !metarl_plugin_kit::process::keep_freed_memory() {
         log::debug!("malloc left at its defaults (METARL_MALLOC=system, or not glibc)");
     }
     match metarl::cli::run(cli) {

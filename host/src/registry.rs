@@ -197,7 +197,7 @@ mod tests {
     fn resolves_paths_relative_to_the_registry() {
         let r = parse("[[plugin]]\nname = \"a\"\nkind = \"env\"\npath = \"lib/a.so\"\n[plugin.config]\nx = 1\n").unwrap();
         assert_eq!(r.entries[0].path, PathBuf::from("/r/lib/a.so"));
-        assert_eq!(r.entries[0].kind, PluginKind::Env);
+        assert_eq!(r.entries[0].kind, PluginKind::ENV);
         assert_eq!(r.entries[0].config.get("x").and_then(|v| v.as_integer()), Some(1));
         assert_eq!(r.entries[0].origin.line, 1);
     }

@@ -761,6 +761,11 @@ fn render_panel(
 /// side by side, test return against adaptation env steps, one line per method with a shaded
 /// ±SE band, a shared legend below. A method keeps its colour in every panel.
 pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
+    render_svg_labelled(title, "test return", curves)
+}
+
+/// [`render_svg`] with another y-axis label (`success rate`).
+pub fn render_svg_labelled(title: &str, y_label: &str, curves: &[AggregatedCurve]) -> String {
     let mut panels: Vec<&str> = Vec::new();
     let mut methods: Vec<&str> = Vec::new();
     for c in curves {
@@ -827,7 +832,7 @@ pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
     let label_x = label_x.max(x0 + 16.0);
     let _ = writeln!(
         svg,
-        r#"<text x="{label_x:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {label_x:.2} {mid_y:.2})">test return</text>"#
+        r#"<text x="{label_x:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {label_x:.2} {mid_y:.2})">{y_label}</text>"#
     );
 
     for (r, row) in rows.iter().enumerate() {
@@ -878,16 +883,22 @@ fn render_png(svg: &str) -> anyhow::Result<Vec<u8>> {
 /// Writes `summary.md`, `summary.csv`, `curves.svg` and `curves.png` into `dir` (created if
 /// missing).
 pub fn write_report(dir: &Path, title: &str, curves: &[Curve]) -> anyhow::Result<ReportFiles> {
+    write_metric_report(dir, "", "test return", title, curves)
+}
+
+/// [`write_report`] for another metric: files named `{prefix}summary.md`, `{prefix}curves.png`
+/// and so on, the figure's y axis labelled `y_label`.
+pub fn write_metric_report(dir: &Path, prefix: &str, y_label: &str, title: &str, curves: &[Curve]) -> anyhow::Result<ReportFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = ReportFiles {
-        summary_md: dir.join("summary.md"),
-        summary_csv: dir.join("summary.csv"),
-        svg: dir.join("curves.svg"),
-        png: dir.join("curves.png"),
+        summary_md: dir.join(format!("{prefix}summary.md")),
+        summary_csv: dir.join(format!("{prefix}summary.csv")),
+        svg: dir.join(format!("{prefix}curves.svg")),
+        png: dir.join(format!("{prefix}curves.png")),
     };
     let stats = summary_stats(curves);
     let rows: Vec<SummaryRow> = stats.iter().map(|s| s.row.clone()).collect();
-    let svg = render_svg(title, &aggregate(curves));
+    let svg = render_svg_labelled(title, y_label, &aggregate(curves));
     let png = render_png(&svg)?;
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))

@@ -15,17 +15,20 @@ use abi_stable::std_types::RSlice;
 use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
-use metarl_plugin_api::driver::{self, Driver, MemoryReset};
-use metarl_plugin_api::env::EnvRequest;
 use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_kit::driver::{self, Train};
+use metarl_plugin_kit::seeds;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::experiment::{Plan, Plugins};
 use crate::loader::{check, Plugin};
 use crate::report::{self, Curve};
-use crate::services::{EpisodeLog, PhaseServices};
+use crate::services::{EpisodeLog, EvalPoint, EvalSchedule, PhaseServices};
 
-/// A unit of work.
+/// A unit of work. Indices point into the plan, but a unit is *named* by labels only
+/// ([`Unit::name`]): its seed and its files come from the name, so reordering methods, panels
+/// or seeds in an experiment changes nothing about any unit.
 #[derive(Debug, Clone, PartialEq)]
 enum Unit {
     Pretrain { panel: usize, method: usize, seed: u64 },
@@ -34,14 +37,56 @@ enum Unit {
 }
 
 impl Unit {
-    /// A stable, file-system safe identity.
-    fn id(&self) -> String {
-        match self {
-            Unit::Pretrain { panel, method, seed } => format!("pretrain-p{panel}-m{method}-s{seed}"),
-            Unit::Adapt { panel, method, seed, task } => format!("adapt-p{panel}-m{method}-s{seed}-t{task}"),
-            Unit::Scratch { seed, task } => format!("scratch-s{seed}-t{task}"),
+    /// What the unit is, in the experiment's own words: `pretrain/<panel>/<method>/seed <s>`.
+    fn name(&self, plan: &Plan) -> String {
+        let panel = |p: usize| plan.panels[p].label.as_str();
+        let method = |m: usize| plan.methods[m].label.as_str();
+        match *self {
+            Unit::Pretrain { panel: p, method: m, seed } => format!("pretrain/{}/{}/seed {seed}", panel(p), method(m)),
+            Unit::Adapt { panel: p, method: m, seed, task } => {
+                format!("adapt/{}/{}/seed {seed}/{}", panel(p), method(m), plan.test_names[task])
+            }
+            Unit::Scratch { seed, task } => format!("scratch/seed {seed}/{}", plan.test_names[task]),
         }
     }
+
+    /// A file-system safe identity: the name's letters and digits, and a hash of the whole
+    /// name so that names differing only in punctuation stay apart.
+    fn id(&self, plan: &Plan) -> String {
+        let name = self.name(plan);
+        let mut slug = String::new();
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c.to_ascii_lowercase());
+            } else if !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        format!("{}-{:08x}", slug.trim_matches('-'), seeds::hash_name(&name) as u32)
+    }
+
+    /// The unit's seed: the experiment seed and the unit's name, nothing else.
+    fn seed(&self, plan: &Plan) -> u64 {
+        let s = match *self {
+            Unit::Pretrain { seed, .. } | Unit::Adapt { seed, .. } | Unit::Scratch { seed, .. } => seed,
+        };
+        seeds::derive(s, &self.name(plan))
+    }
+}
+
+/// One evaluation point of a curve.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct CurvePoint {
+    /// Adaptation env steps this point stands for (0 = zero-shot).
+    env_steps: u64,
+    /// Env steps when the evaluation ran (the first report at or after `env_steps`).
+    evaluated_at: Option<u64>,
+    /// Evaluation episodes behind the point.
+    episodes: usize,
+    /// Mean return of those episodes; `None` where no evaluation ran for this point.
+    ret: Option<f64>,
+    /// Fraction of them that solved the task.
+    success: Option<f64>,
 }
 
 /// What a finished adaptation or scratch unit leaves behind.
@@ -51,20 +96,11 @@ struct CurveFile {
     method: String,
     seed: u64,
     task: String,
-    /// `(env steps, mean return)`; `None` where no episode finished in the window.
-    points: Vec<(u64, Option<f64>)>,
-}
-
-/// SplitMix64 finaliser: derives independent seeds from the experiment seed and a unit's identity.
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    /// Evaluation episodes, played through the meta-method, at every curve point.
+    points: Vec<CurvePoint>,
+    /// Diagnostic only: `(env steps, mean return)` of the *training* episodes that ended in
+    /// each `eval_every` window (exploring policy, learning as it goes).
+    training_episodes: Vec<(u64, Option<f64>)>,
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -75,12 +111,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-// --- checkpoints: safetensors files holding the algo's and the meta-method's state as u8 tensors.
+// --- checkpoints: safetensors files holding the algo's and the meta-method's state as u8
+// tensors, with the SHA-256 of each in the metadata.
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn write_checkpoint(path: &Path, algo: &[u8], meta: &[u8], metadata: &[(&str, String)]) -> anyhow::Result<()> {
     let mut header = serde_json::Map::new();
-    let meta_map: serde_json::Map<String, serde_json::Value> =
+    let mut meta_map: serde_json::Map<String, serde_json::Value> =
         metadata.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
+    meta_map.insert("algo_sha256".into(), sha256_hex(algo).into());
+    meta_map.insert("meta_sha256".into(), sha256_hex(meta).into());
     header.insert("__metadata__".into(), serde_json::Value::Object(meta_map));
     header.insert("algo".into(), serde_json::json!({"dtype": "U8", "shape": [algo.len()], "data_offsets": [0, algo.len()]}));
     header.insert(
@@ -99,16 +142,28 @@ fn write_checkpoint(path: &Path, algo: &[u8], meta: &[u8], metadata: &[(&str, St
     write_atomic(path, &out)
 }
 
+/// Reads a checkpoint back; a truncated, corrupt or foreign file is a one-line error that
+/// names it, never a panic.
 fn read_checkpoint(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let bad = || anyhow::anyhow!("checkpoint {} is not a metarl safetensors file", path.display());
-    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into()?) as usize;
-    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + n).ok_or_else(bad)?).map_err(|_| bad())?;
-    let data = &bytes[8 + n..];
+    let bad = |why: &str| anyhow::anyhow!("checkpoint {} is damaged or not a metarl checkpoint: {why}", path.display());
+    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(|| bad("shorter than its header length"))?.try_into()?) as usize;
+    let body = 8usize.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..body]).map_err(|_| bad("header is not JSON"))?;
+    let data = &bytes[body..];
     let tensor = |name: &str| -> anyhow::Result<Vec<u8>> {
-        let offs = header[name]["data_offsets"].as_array().ok_or_else(bad)?;
-        let (a, b) = (offs[0].as_u64().ok_or_else(bad)? as usize, offs[1].as_u64().ok_or_else(bad)? as usize);
-        Ok(data.get(a..b).ok_or_else(bad)?.to_vec())
+        let offs = header.get(name).and_then(|t| t.get("data_offsets")).and_then(|o| o.as_array());
+        let (a, b) = match offs.map(|o| o.iter().map(|v| v.as_u64()).collect::<Vec<_>>()).as_deref() {
+            Some([Some(a), Some(b)]) => (*a as usize, *b as usize),
+            _ => return Err(bad(&format!("no '{name}' tensor"))),
+        };
+        let t = data.get(a..b).ok_or_else(|| bad(&format!("'{name}' tensor lies outside the file (truncated?)")))?;
+        let want = header.get("__metadata__").and_then(|m| m.get(format!("{name}_sha256"))).and_then(|v| v.as_str());
+        match want {
+            Some(w) if w == sha256_hex(t) => Ok(t.to_vec()),
+            Some(_) => Err(bad(&format!("'{name}' state does not match its SHA-256 (corrupted)"))),
+            None => Err(bad(&format!("no SHA-256 for '{name}' (written by an older metarl?)"))),
+        }
     };
     Ok((tensor("algo")?, tensor("meta")?))
 }
@@ -122,19 +177,20 @@ impl RunDir {
     fn units(&self) -> PathBuf {
         self.root.join("units")
     }
-    fn checkpoint(&self, panel: usize, method: usize, seed: u64) -> PathBuf {
-        self.root.join("checkpoints").join(format!("p{panel}-m{method}-s{seed}.safetensors"))
+    /// The checkpoint a pretraining unit writes (and its adaptation units read).
+    fn checkpoint(&self, plan: &Plan, pretrain: &Unit) -> PathBuf {
+        self.root.join("checkpoints").join(format!("{}.safetensors", pretrain.id(plan)))
     }
-    fn curve(&self, unit: &Unit) -> PathBuf {
-        self.units().join(format!("{}.json", unit.id()))
+    fn curve(&self, plan: &Plan, unit: &Unit) -> PathBuf {
+        self.units().join(format!("{}.json", unit.id(plan)))
     }
-    fn metrics(&self, unit: &Unit) -> PathBuf {
-        self.units().join(format!("{}.jsonl", unit.id()))
+    fn metrics(&self, plan: &Plan, unit: &Unit) -> PathBuf {
+        self.units().join(format!("{}.jsonl", unit.id(plan)))
     }
-    fn done(&self, unit: &Unit) -> bool {
+    fn done(&self, plan: &Plan, unit: &Unit) -> bool {
         match unit {
-            Unit::Pretrain { panel, method, seed } => self.checkpoint(*panel, *method, *seed).is_file(),
-            _ => self.curve(unit).is_file(),
+            Unit::Pretrain { .. } => self.checkpoint(plan, unit).is_file(),
+            _ => self.curve(plan, unit).is_file(),
         }
     }
 }
@@ -188,6 +244,13 @@ fn steps_bar(bars: &MultiProgress, len: u64, label: String) -> ProgressBar {
     bar
 }
 
+/// What a phase leaves for the unit's files.
+struct PhaseResult {
+    episodes: EpisodeLog,
+    evals: Vec<EvalPoint>,
+    lines: Vec<String>,
+}
+
 impl Runner<'_> {
     fn new_algo(&self, config: &str, context_dim: u32, seed: u64) -> anyhow::Result<AlgoBox> {
         let spec = &self.plugins.spec;
@@ -198,13 +261,40 @@ impl Runner<'_> {
             context_dim,
             seed,
             device: self.plan.device.as_str().into(),
+            threads: self.plan.threads,
             config: config.into(),
         };
         Ok(self.plugins.algo.new_algo(&req)?)
     }
 
+    fn new_meta(&self, method: usize, seed: u64) -> anyhow::Result<metarl_plugin_api::meta::MetaBox> {
+        let m = &self.plan.methods[method];
+        let req = MetaRequest {
+            seed,
+            threads: self.plan.threads,
+            device: self.plan.device.as_str().into(),
+            config: m.config.as_str().into(),
+        };
+        Ok(self.plugins.metas[method].new_meta(&req)?)
+    }
+
+    /// The evaluation schedule of an adaptation (or scratch) phase seeded `seed`.
+    fn schedule(&self, seed: u64) -> EvalSchedule {
+        let p = self.plan;
+        EvalSchedule {
+            every: p.eval_every,
+            budget: p.adapt_env_steps,
+            episodes: p.eval_episodes,
+            num_envs: p.eval_envs,
+            deterministic: p.eval_greedy,
+            epsilon: p.eval_epsilon,
+            seed: seeds::derive(seed, "eval"),
+        }
+    }
+
     /// Runs a phase (pretraining or adaptation) of a meta plugin, or plain training when
-    /// `meta` is `None`; returns the episode log and the metrics lines.
+    /// `meta` is `None`, evaluating on `schedule` if given.
+    #[allow(clippy::too_many_arguments)]
     fn phase(
         &self,
         meta: Option<(&Plugin, &mut metarl_plugin_api::meta::MetaBox)>,
@@ -213,9 +303,10 @@ impl Runner<'_> {
         tasks: &[u64],
         budget: u64,
         seed: u64,
+        schedule: Option<EvalSchedule>,
         label: String,
         unit: &str,
-    ) -> anyhow::Result<(EpisodeLog, Vec<String>)> {
+    ) -> anyhow::Result<PhaseResult> {
         let bar = steps_bar(&self.bars, budget, label);
         let mut lines = Vec::new();
         let bar2 = bar.clone();
@@ -232,7 +323,15 @@ impl Runner<'_> {
             lines.push(serde_json::Value::Object(line).to_string());
             Ok(steps < budget)
         });
-        let mut services = PhaseServices::new(&self.plugins.env, &self.plan.family, self.plan.env_config.clone(), tasks.to_vec(), on_progress);
+        let mut services = PhaseServices::new(
+            &self.plugins.env,
+            &self.plan.family,
+            self.plan.env_config.clone(),
+            tasks.to_vec(),
+            self.plan.threads,
+            schedule,
+            on_progress,
+        );
         let log = services.episodes.clone();
         let ctx = MetaContext {
             host: services.handle(),
@@ -250,51 +349,53 @@ impl Runner<'_> {
             }
             None => {
                 let mut ctx = ctx;
-                driver::train(&mut ctx, seed).map(drop).map_err(|e| anyhow::anyhow!("training from scratch failed: {e}"))
+                driver::train(&mut ctx, seed, Train::plain(budget))
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!("training from scratch failed: {e}"))
             }
         };
         let host_error = services.host_error.take();
+        let finished = if result.is_ok() && host_error.is_none() { services.finish() } else { Ok(()) };
+        let evals = std::mem::take(&mut services.evals);
         drop(services);
         bar.finish_and_clear();
         if let Some(e) = host_error {
             return Err(e);
         }
         result?;
-        let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok((log, lines))
+        finished?;
+        let episodes = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(PhaseResult { episodes, evals, lines })
     }
 
-    /// Mean return of the first `eval_episodes` episodes of the agent on `task`, before any
-    /// adaptation: the zero-shot point of a curve.
-    fn zero_shot(&self, algo: &mut AlgoBox, task: u64, seed: u64) -> anyhow::Result<Option<f64>> {
-        let req = EnvRequest {
-            family: self.plan.family.as_str().into(),
-            tasks: vec![task].into(),
-            num_envs: self.plan.num_envs,
-            trials: 1,
-            seed,
-            config: self.plan.env_config.as_str().into(),
-        };
-        let env = self.plugins.env.new_env(&req)?;
-        let mut d = Driver::new(env, algo, seed, MemoryReset::Episode).context("zero-shot evaluation")?;
-        let want = self.plan.eval_episodes as usize;
-        let limit = (want as u64 + 1) * d.batch.spec.max_episode_steps.max(1000) as u64;
-        let mut returns = Vec::new();
-        let mut steps = 0;
-        while returns.len() < want && steps < limit {
-            d.step(algo, false, false).context("zero-shot evaluation")?;
-            returns.extend(d.take_episodes().context("zero-shot evaluation")?.iter().map(|e| e.ret as f64));
-            steps += 1;
-        }
-        returns.truncate(want);
-        Ok(if returns.is_empty() { None } else { Some(returns.iter().sum::<f64>() / returns.len() as f64) })
+    /// The evaluation curve: one point per scheduled point, from the evaluation that stood
+    /// for it (a gap where none did).
+    fn curve(&self, schedule: &EvalSchedule, evals: &[EvalPoint]) -> Vec<CurvePoint> {
+        schedule
+            .points()
+            .into_iter()
+            .map(|p| {
+                let e = evals.iter().find(|e| e.point == p);
+                let n = e.map_or(0, |e| e.episodes.len());
+                let mean = |f: &dyn Fn(&metarl_plugin_api::env::EpisodeStat) -> f64| {
+                    e.filter(|_| n > 0).map(|e| e.episodes.iter().map(f).sum::<f64>() / n as f64)
+                };
+                CurvePoint {
+                    env_steps: p,
+                    evaluated_at: e.map(|e| e.at_env_steps),
+                    episodes: n,
+                    ret: mean(&|x| x.ret as f64),
+                    success: mean(&|x| x.success as u8 as f64),
+                }
+            })
+            .collect()
     }
 
-    /// Adaptation curve from an episode log: the zero-shot point, then the mean return of the
-    /// episodes finished in each `eval_every` window.
-    fn curve(&self, zero_shot: Option<f64>, log: &EpisodeLog) -> Vec<(u64, Option<f64>)> {
+    /// Diagnostic curve of the training episodes: mean return of those finished in each
+    /// `eval_every` window.
+    fn training_curve(&self, log: &EpisodeLog) -> Vec<(u64, Option<f64>)> {
         let (every, budget) = (self.plan.eval_every, self.plan.adapt_env_steps);
-        let mut points = vec![(0, zero_shot)];
+        let mut points = Vec::new();
         let mut start = 0;
         while start < budget {
             let end = (start + every).min(budget);
@@ -308,87 +409,100 @@ impl Runner<'_> {
 
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
-        let id = unit.id();
+        let id = unit.id(plan);
+        let s = unit.seed(plan);
         match *unit {
             Unit::Pretrain { panel, method, seed } => {
                 let m = &plan.methods[method];
-                let s = mix(seed, hash_str(&id));
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 let plugin = &self.plugins.metas[method];
-                let mut meta = plugin.new_meta(&MetaRequest { seed: s, config: m.config.as_str().into() })?;
+                let mut meta = self.new_meta(method, s)?;
                 let label = format!("pretrain {} [{}] seed {seed}", m.label, plan.panels[panel].label);
-                let (_, lines) = self.phase(
+                let r = self.phase(
                     Some((plugin, &mut meta)),
                     &mut algo,
                     false,
                     &plan.panels[panel].tasks,
                     plan.pretrain_env_steps,
                     s,
+                    None,
                     label,
                     &id,
                 )?;
                 let algo_state = check(&self.plugins.algo.name, "save", algo.save())?;
                 let meta_state = check(&plugin.name, "save", meta.save())?;
-                write_atomic(&self.dir.metrics(unit), (lines.join("\n") + "\n").as_bytes())?;
+                write_atomic(&self.dir.metrics(plan, unit), (r.lines.join("\n") + "\n").as_bytes())?;
                 write_checkpoint(
-                    &self.dir.checkpoint(panel, method, seed),
+                    &self.dir.checkpoint(plan, unit),
                     &algo_state,
                     &meta_state,
-                    &[("method", m.label.clone()), ("seed", seed.to_string()), ("panel", plan.panels[panel].label.clone())],
+                    &[
+                        ("unit", unit.name(plan)),
+                        ("method", m.label.clone()),
+                        ("seed", seed.to_string()),
+                        ("panel", plan.panels[panel].label.clone()),
+                    ],
                 )?;
             }
             Unit::Adapt { panel, method, seed, task } => {
                 let m = &plan.methods[method];
-                let s = mix(seed, hash_str(&id));
-                let (algo_state, meta_state) = read_checkpoint(&self.dir.checkpoint(panel, method, seed))?;
+                let pretrain = Unit::Pretrain { panel, method, seed };
+                let (algo_state, meta_state) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 check(&self.plugins.algo.name, "load", algo.load(algo_state.as_slice().into()))?;
                 if plan.reset_heads {
                     check(&self.plugins.algo.name, "reset_heads", algo.reset_heads(s))?;
                 }
                 let plugin = &self.plugins.metas[method];
-                let mut meta = plugin.new_meta(&MetaRequest { seed: s, config: m.config.as_str().into() })?;
+                let mut meta = self.new_meta(method, s)?;
                 check(&plugin.name, "load", meta.load(meta_state.as_slice().into()))?;
                 let t = plan.test_tasks[task];
-                let zero = self.zero_shot(&mut algo, t, mix(s, 1))?;
                 let label = format!("adapt {} [{}] seed {seed} task {}", m.label, plan.panels[panel].label, plan.test_names[task]);
-                let (log, lines) =
-                    self.phase(Some((plugin, &mut meta)), &mut algo, true, &[t], plan.adapt_env_steps, s, label, &id)?;
-                self.finish_curve(unit, &m.label, seed, task, zero, &log, &lines)?;
+                let schedule = self.schedule(s);
+                let r = self.phase(
+                    Some((plugin, &mut meta)),
+                    &mut algo,
+                    true,
+                    &[t],
+                    plan.adapt_env_steps,
+                    s,
+                    Some(schedule.clone()),
+                    label,
+                    &id,
+                )?;
+                self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
             Unit::Scratch { seed, task } => {
-                let s = mix(seed, hash_str(&id));
                 let mut algo = self.new_algo(&plan.scratch_algo_config, 0, s)?;
                 let t = plan.test_tasks[task];
-                let zero = self.zero_shot(&mut algo, t, mix(s, 1))?;
                 let label = format!("scratch seed {seed} task {}", plan.test_names[task]);
-                let (log, lines) = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, label, &id)?;
-                self.finish_curve(unit, "scratch", seed, task, zero, &log, &lines)?;
+                let schedule = self.schedule(s);
+                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), label, &id)?;
+                self.finish_curve(unit, "scratch", seed, task, &schedule, &r)?;
             }
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish_curve(
         &self,
         unit: &Unit,
         method: &str,
         seed: u64,
         task: usize,
-        zero: Option<f64>,
-        log: &EpisodeLog,
-        lines: &[String],
+        schedule: &EvalSchedule,
+        r: &PhaseResult,
     ) -> anyhow::Result<()> {
         let curve = CurveFile {
-            unit: unit.id(),
+            unit: unit.name(self.plan),
             method: method.to_string(),
             seed,
             task: self.plan.test_names[task].clone(),
-            points: self.curve(zero, log),
+            points: self.curve(schedule, &r.evals),
+            training_episodes: self.training_curve(&r.episodes),
         };
-        write_atomic(&self.dir.metrics(unit), (lines.join("\n") + "\n").as_bytes())?;
-        write_atomic(&self.dir.curve(unit), serde_json::to_string_pretty(&curve)?.as_bytes())
+        write_atomic(&self.dir.metrics(self.plan, unit), (r.lines.join("\n") + "\n").as_bytes())?;
+        write_atomic(&self.dir.curve(self.plan, unit), serde_json::to_string_pretty(&curve)?.as_bytes())
     }
 }
 
@@ -426,7 +540,7 @@ pub fn count_units(plan: &Plan) -> usize {
 pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::Result<PathBuf> {
     let dir = prepare_dir(plan, out, resume)?;
     let all = units(plan);
-    let todo: Vec<&Unit> = all.iter().filter(|u| !dir.done(u)).collect();
+    let todo: Vec<&Unit> = all.iter().filter(|u| !dir.done(plan, u)).collect();
     if resume {
         log::info!("resuming {}: {} of {} units already done", out.display(), all.len() - todo.len(), all.len());
     }
@@ -442,7 +556,7 @@ pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::
     overall.enable_steady_tick(Duration::from_millis(500));
     let runner = Runner { plan, plugins, dir, bars };
     for unit in todo {
-        runner.run_unit(unit).with_context(|| format!("unit {}", unit.id()))?;
+        runner.run_unit(unit).with_context(|| format!("unit {}", unit.name(plan)))?;
         overall.inc(1);
     }
     overall.finish_and_clear();
@@ -450,30 +564,39 @@ pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::
     Ok(out.to_path_buf())
 }
 
-/// Gathers unit results into `metrics.jsonl`, `curves.json` and the report.
+/// Gathers unit results into `metrics.jsonl`, `curves.json` and the reports (return and
+/// success rate).
 fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
     let mut metrics = Vec::new();
-    let mut curves = Vec::new();
+    let (mut returns, mut successes) = (Vec::new(), Vec::new());
     for unit in all {
-        metrics.extend(std::fs::read(dir.metrics(unit)).with_context(|| format!("missing metrics of unit {}", unit.id()))?);
+        let name = unit.name(plan);
+        metrics.extend(std::fs::read(dir.metrics(plan, unit)).with_context(|| format!("missing metrics of unit {name}"))?);
         if matches!(unit, Unit::Pretrain { .. }) {
             continue;
         }
-        let c: CurveFile = serde_json::from_slice(&std::fs::read(dir.curve(unit))?)?;
-        let points: Vec<(u64, f64)> = c.points.iter().map(|(s, r)| (*s, r.unwrap_or(f64::NAN))).collect();
+        let path = dir.curve(plan, unit);
+        let c: CurveFile = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("missing curve of unit {name}"))?)
+            .with_context(|| format!("curve file {} is damaged", path.display()))?;
+        let ret: Vec<(u64, f64)> = c.points.iter().map(|p| (p.env_steps, p.ret.unwrap_or(f64::NAN))).collect();
+        let succ: Vec<(u64, f64)> = c.points.iter().map(|p| (p.env_steps, p.success.unwrap_or(f64::NAN))).collect();
         let panels: Vec<String> = match unit {
             Unit::Adapt { panel, .. } => vec![plan.panels[*panel].label.clone()],
             // The scratch baseline does not depend on pretraining: it appears in every panel.
             _ => plan.panels.iter().map(|p| p.label.clone()).collect(),
         };
         for panel in panels {
-            curves.push(Curve { panel, method: c.method.clone(), seed: c.seed, task: c.task.clone(), points: points.clone() });
+            let curve = |points: Vec<(u64, f64)>| Curve { panel: panel.clone(), method: c.method.clone(), seed: c.seed, task: c.task.clone(), points };
+            returns.push(curve(ret.clone()));
+            successes.push(curve(succ.clone()));
         }
     }
     write_atomic(&dir.root.join("metrics.jsonl"), &metrics)?;
-    write_atomic(&dir.root.join("curves.json"), serde_json::to_string_pretty(&curves)?.as_bytes())?;
+    write_atomic(&dir.root.join("curves.json"), serde_json::to_string_pretty(&returns)?.as_bytes())?;
+    write_atomic(&dir.root.join("success-curves.json"), serde_json::to_string_pretty(&successes)?.as_bytes())?;
     let title = format!("{}: {} on {} held-out task(s), {} seed(s)", plan.name, plan.family, plan.test_tasks.len(), plan.seeds.len());
-    let files = report::write_report(&dir.root, &title, &curves)?;
+    let files = report::write_report(&dir.root, &title, &returns)?;
+    report::write_metric_report(&dir.root, "success-", "success rate", &format!("{title}: success rate"), &successes)?;
     let summary = std::fs::read_to_string(&files.summary_md).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{summary}")?;

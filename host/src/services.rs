@@ -1,22 +1,76 @@
-//! The host side of a meta plugin's phase: building envs for it and hearing its progress.
+//! The host side of a meta plugin's phase: building envs for it, hearing its progress, and
+//! asking for (and checking) evaluations.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RErr, ROk, RSlice};
+use abi_stable::std_types::{RErr, ROk, ROption, RSlice, RVec};
 use metarl_plugin_api::algo::AlgoBox;
-use abi_stable::std_types::RVec;
-use metarl_plugin_api::env::{
-    EnvBox, EnvFfi, EnvFfi_TO, EnvRequest, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers, Trajectory,
-};
-use metarl_plugin_api::meta::{HostServices, HostServicesFfi, HostServicesFfi_TO};
-use metarl_plugin_api::types::{ActionsRef, PResult, PluginError, Scalar};
+use metarl_plugin_api::env::{EnvBox, EnvFfi, EnvFfi_TO, EnvRequest, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers, Trajectory};
+use metarl_plugin_api::meta::{eval_quota, EvalRequest, HostServices, HostServicesFfi, HostServicesFfi_TO, Progress};
+use metarl_plugin_api::types::{Arrays, PResult, PluginError, Scalar};
 
 use crate::loader::Plugin;
 
 /// Called on every progress report: `(algo, env_steps, scalars)`; returns whether to go on.
 pub type ProgressFn<'a> = dyn FnMut(&mut AlgoBox, u64, &[Scalar]) -> anyhow::Result<bool> + 'a;
+
+/// How a phase is evaluated: at 0 env steps, every `every` steps, and at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSchedule {
+    /// Curve resolution in env steps.
+    pub every: u64,
+    /// The phase's budget (the last point).
+    pub budget: u64,
+    /// Episodes per evaluation.
+    pub episodes: u32,
+    /// Envs of the evaluation env.
+    pub num_envs: u32,
+    /// Greedy actions with exploration noise off.
+    pub deterministic: bool,
+    /// ε of ε-greedy evaluation.
+    pub epsilon: f32,
+    /// Seed of the phase's evaluations; each one's seed is derived from it and its point.
+    pub seed: u64,
+}
+
+impl EvalSchedule {
+    /// The curve's x values: 0, every, 2 every, ..., budget.
+    pub fn points(&self) -> Vec<u64> {
+        let mut p: Vec<u64> = (0..).map(|k| k * self.every).take_while(|&s| s < self.budget).collect();
+        p.push(self.budget);
+        p
+    }
+}
+
+/// One evaluation as the host counted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalPoint {
+    /// The curve point it stands for.
+    pub point: u64,
+    /// Env steps of the phase when it ran (at or after `point`).
+    pub at_env_steps: u64,
+    /// The counted episodes (each env's first quota of them).
+    pub episodes: Vec<EpisodeStat>,
+}
+
+/// Episodes of one evaluation env, counted per env up to its quota.
+#[derive(Debug)]
+struct EvalLog {
+    request: EvalRequest,
+    point: u64,
+    done: Vec<u32>,
+    episodes: Vec<EpisodeStat>,
+    envs_built: usize,
+}
+
+impl EvalLog {
+    fn complete(&self) -> bool {
+        self.envs_built > 0
+            && self.done.iter().enumerate().all(|(i, &d)| d >= eval_quota(self.request.episodes, self.request.num_envs, i as u32))
+    }
+}
 
 /// What the host lends a meta plugin for one phase.
 pub struct PhaseServices<'a> {
@@ -24,32 +78,50 @@ pub struct PhaseServices<'a> {
     family: String,
     env_config: String,
     allowed_tasks: Vec<u64>,
+    threads: u32,
     on_progress: Box<ProgressFn<'a>>,
+    schedule: Option<EvalSchedule>,
+    /// Curve points not yet evaluated.
+    due: Vec<u64>,
+    pending: Option<Arc<Mutex<EvalLog>>>,
     /// The first error raised on the host side during the phase (the plugin only sees a
     /// generic failure; the host reports this one).
     pub host_error: Option<anyhow::Error>,
-    /// Envs built so far in this phase.
+    /// Envs built so far in this phase (training and evaluation).
     pub envs_built: usize,
-    /// Every episode finished in an env of this phase, stamped with the phase's env steps.
+    /// Every episode finished in a training env of this phase, stamped with the phase's env
+    /// steps: the training-episode diagnostic.
     pub episodes: Arc<Mutex<EpisodeLog>>,
+    /// The evaluations carried out, in order.
+    pub evals: Vec<EvalPoint>,
 }
 
 /// Episodes finished during a phase, in completion order.
 #[derive(Debug, Default)]
 pub struct EpisodeLog {
-    /// Env steps taken so far in the phase, over all its envs.
+    /// Env steps taken so far in the phase, over all its training envs.
     pub env_steps: u64,
     /// `(env steps when it finished, episode)`.
     pub finished: Vec<(u64, EpisodeStat)>,
 }
 
+/// Where a [`RecordingEnv`] logs.
+enum Sink {
+    Training(Arc<Mutex<EpisodeLog>>),
+    Eval(Arc<Mutex<EvalLog>>),
+}
+
 /// An env lent to a meta plugin: forwards every call and logs finished episodes for the host,
-/// so that adaptation curves do not depend on the meta plugin reporting them.
+/// so that curves do not depend on the meta plugin reporting them.
 struct RecordingEnv {
     inner: EnvBox,
     num_envs: u64,
-    log: Arc<Mutex<EpisodeLog>>,
+    sink: Sink,
     pending: Vec<EpisodeStat>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl EnvFfi for RecordingEnv {
@@ -59,7 +131,7 @@ impl EnvFfi for RecordingEnv {
     fn reset(&mut self, seed: u64, out: ResetBuffers<'_>) -> PResult<()> {
         self.inner.reset(seed, out)
     }
-    fn step(&mut self, actions: ActionsRef<'_>, out: StepBuffers<'_>) -> PResult<()> {
+    fn step(&mut self, actions: Arrays<'_>, out: StepBuffers<'_>) -> PResult<()> {
         if let RErr(e) = self.inner.step(actions, out) {
             return RErr(e);
         }
@@ -67,10 +139,25 @@ impl EnvFfi for RecordingEnv {
             ROk(d) => d,
             RErr(e) => return RErr(e),
         };
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.env_steps += self.num_envs;
-        let at = log.env_steps;
-        log.finished.extend(done.iter().map(|e| (at, *e)));
+        match &self.sink {
+            Sink::Training(log) => {
+                let mut log = lock(log);
+                log.env_steps += self.num_envs;
+                let at = log.env_steps;
+                log.finished.extend(done.iter().map(|e| (at, *e)));
+            }
+            Sink::Eval(log) => {
+                let mut log = lock(log);
+                let (episodes, num_envs) = (log.request.episodes, log.request.num_envs);
+                for e in done.iter() {
+                    let i = e.env as usize;
+                    if i < log.done.len() && log.done[i] < eval_quota(episodes, num_envs, e.env) {
+                        log.done[i] += 1;
+                        log.episodes.push(*e);
+                    }
+                }
+            }
+        }
         self.pending.extend(done);
         ROk(())
     }
@@ -84,12 +171,14 @@ impl EnvFfi for RecordingEnv {
 
 impl<'a> PhaseServices<'a> {
     /// Services building envs of `env_plugin`'s `family`, restricted to `allowed_tasks`
-    /// (empty = any task of the family).
+    /// (empty = any task of the family), evaluating on `schedule` if given.
     pub fn new(
         env_plugin: &'a Plugin,
         family: &str,
         env_config: String,
         allowed_tasks: Vec<u64>,
+        threads: u32,
+        schedule: Option<EvalSchedule>,
         on_progress: Box<ProgressFn<'a>>,
     ) -> Self {
         Self {
@@ -97,10 +186,15 @@ impl<'a> PhaseServices<'a> {
             family: family.to_string(),
             env_config,
             allowed_tasks,
+            threads,
             on_progress,
+            due: schedule.as_ref().map(EvalSchedule::points).unwrap_or_default(),
+            schedule,
+            pending: None,
             host_error: None,
             envs_built: 0,
             episodes: Arc::default(),
+            evals: Vec::new(),
         }
     }
 
@@ -116,6 +210,78 @@ impl<'a> PhaseServices<'a> {
         }
         RErr(PluginError::failed(msg))
     }
+
+    /// Files the pending evaluation, or says why it is not complete.
+    fn settle_eval(&mut self) -> anyhow::Result<()> {
+        let Some(log) = self.pending.take() else { return Ok(()) };
+        let log = lock(&log);
+        if !log.complete() {
+            anyhow::bail!(
+                "the meta plugin did not carry out the evaluation the host asked for at {} env steps ({} of {} episodes counted{})",
+                log.request.at_env_steps,
+                log.episodes.len(),
+                log.request.episodes,
+                if log.envs_built == 0 { ", no evaluation env built" } else { "" }
+            );
+        }
+        self.evals.push(EvalPoint { point: log.point, at_env_steps: log.request.at_env_steps, episodes: log.episodes.clone() });
+        Ok(())
+    }
+
+    /// Checks, at the end of a phase, that every evaluation asked for was carried out.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        self.settle_eval()
+    }
+
+    /// The evaluation due at `env_steps`, if any: the latest curve point reached; points
+    /// passed over without a report stay gaps.
+    fn next_eval(&mut self, env_steps: u64) -> Option<EvalRequest> {
+        let s = self.schedule.as_ref()?;
+        let reached = self.due.iter().take_while(|&&p| p <= env_steps).count();
+        if reached == 0 {
+            return None;
+        }
+        let point = self.due[reached - 1];
+        self.due.drain(..reached);
+        let req = EvalRequest {
+            episodes: s.episodes,
+            num_envs: s.num_envs,
+            deterministic: s.deterministic,
+            epsilon: s.epsilon,
+            seed: metarl_plugin_kit::seeds::mix(s.seed, point),
+            at_env_steps: env_steps,
+        };
+        self.pending = Some(Arc::new(Mutex::new(EvalLog {
+            request: req.clone(),
+            point,
+            done: vec![0; s.num_envs as usize],
+            episodes: Vec::new(),
+            envs_built: 0,
+        })));
+        Some(req)
+    }
+
+    fn build(&mut self, tasks: Vec<u64>, num_envs: u32, trials: u32, seed: u64, sink: Sink) -> PResult<EnvBox> {
+        let req = EnvRequest {
+            family: self.family.as_str().into(),
+            tasks: tasks.into(),
+            num_envs,
+            trials,
+            seed,
+            threads: self.threads,
+            config: self.env_config.as_str().into(),
+        };
+        let plugin = self.env_plugin;
+        match catch_unwind(AssertUnwindSafe(|| plugin.new_env(&req))) {
+            Ok(Ok(env)) => {
+                self.envs_built += 1;
+                let recording = RecordingEnv { inner: env, num_envs: num_envs as u64, sink, pending: Vec::new() };
+                ROk(EnvFfi_TO::from_value(recording, TD_Opaque))
+            }
+            Ok(Err(e)) => RErr(PluginError { kind: e.error.kind, message: e.to_string().into() }),
+            Err(_) => self.fail(anyhow::anyhow!("host panicked while building an env")),
+        }
+    }
 }
 
 impl HostServicesFfi for PhaseServices<'_> {
@@ -125,32 +291,42 @@ impl HostServicesFfi for PhaseServices<'_> {
                 "task {t} is not among this phase's tasks; a meta-method may only use the tasks it was given"
             )));
         }
-        let req = EnvRequest {
-            family: self.family.as_str().into(),
-            tasks: tasks.to_vec().into(),
-            num_envs,
-            trials,
-            seed,
-            config: self.env_config.as_str().into(),
-        };
-        let plugin = self.env_plugin;
-        match catch_unwind(AssertUnwindSafe(|| plugin.new_env(&req))) {
-            Ok(Ok(env)) => {
-                self.envs_built += 1;
-                let recording = RecordingEnv { inner: env, num_envs: num_envs as u64, log: self.episodes.clone(), pending: Vec::new() };
-                ROk(EnvFfi_TO::from_value(recording, TD_Opaque))
-            }
-            Ok(Err(e)) => RErr(PluginError { kind: e.error.kind, message: e.to_string().into() }),
-            Err(_) => self.fail(anyhow::anyhow!("host panicked while building an env")),
-        }
+        let sink = Sink::Training(self.episodes.clone());
+        self.build(tasks.to_vec(), num_envs, trials, seed, sink)
     }
 
-    fn progress(&mut self, algo: &mut AlgoBox, env_steps: u64, scalars: RSlice<'_, Scalar>) -> PResult<bool> {
-        let cb = &mut self.on_progress;
-        match catch_unwind(AssertUnwindSafe(|| cb(algo, env_steps, scalars.as_slice()))) {
-            Ok(Ok(go_on)) => ROk(go_on),
-            Ok(Err(e)) => self.fail(e),
-            Err(_) => self.fail(anyhow::anyhow!("host panicked in a progress report")),
+    fn make_eval_env(&mut self, req: &EvalRequest, trials: u32) -> PResult<EnvBox> {
+        let Some(log) = self.pending.clone() else {
+            return RErr(PluginError::invalid("make_eval_env: the host asked for no evaluation"));
+        };
+        {
+            let mut l = lock(&log);
+            if l.request != *req {
+                return RErr(PluginError::invalid("make_eval_env: this is not the evaluation the host asked for"));
+            }
+            if l.envs_built > 0 {
+                return RErr(PluginError::invalid("make_eval_env: the evaluation env was built already"));
+            }
+            l.envs_built += 1;
         }
+        let tasks = self.allowed_tasks.clone();
+        self.build(tasks, req.num_envs, trials.max(1), req.seed, Sink::Eval(log))
+    }
+
+    fn progress(&mut self, algo: &mut AlgoBox, env_steps: u64, scalars: RSlice<'_, Scalar>) -> PResult<Progress> {
+        if let Err(e) = self.settle_eval() {
+            return self.fail(e);
+        }
+        let cb = &mut self.on_progress;
+        let go_on = match catch_unwind(AssertUnwindSafe(|| cb(algo, env_steps, scalars.as_slice()))) {
+            Ok(Ok(go_on)) => go_on,
+            Ok(Err(e)) => return self.fail(e),
+            Err(_) => return self.fail(anyhow::anyhow!("host panicked in a progress report")),
+        };
+        let evaluate = match self.next_eval(env_steps) {
+            Some(r) => ROption::RSome(r),
+            None => ROption::RNone,
+        };
+        ROk(Progress { go_on, evaluate })
     }
 }

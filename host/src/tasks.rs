@@ -4,7 +4,7 @@
 //! `FAMILY:pong,breakout` or `FAMILY:3,5,9` (a list of names or indices). Ranges and lists
 //! combine: `coinrun:0..10,20,30..32`.
 
-use metarl_plugin_api::types::{TaskFamily, TaskSet};
+use metarl_plugin_api::types::TaskFamily;
 
 /// A resolved selection: a family and task indices (empty = the whole family).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,20 +76,14 @@ pub fn resolve(selector: &str, families: &[TaskFamily]) -> Result<TaskSelection,
             }
             tasks.push(i);
         } else {
-            match &family.tasks {
-                TaskSet::Named(names) => {
-                    let i = names.iter().position(|n| n.as_str() == part).ok_or_else(|| {
-                        format!(
-                            "unknown task '{part}' in family '{fam_name}' (valid: {})",
-                            list_names(names.iter().map(|n| n.to_string()))
-                        )
-                    })?;
-                    tasks.push(i as u64);
-                }
-                TaskSet::Indexed { .. } => {
-                    return Err(format!("task selector '{selector}': '{part}' is not an index; tasks of '{fam_name}' are numbered 0..{count}"));
-                }
+            let names = &family.tasks.names;
+            if names.is_empty() {
+                return Err(format!("task selector '{selector}': '{part}' is not an index; tasks of '{fam_name}' are numbered 0..{count}"));
             }
+            let i = names.iter().position(|n| n.as_str() == part).ok_or_else(|| {
+                format!("unknown task '{part}' in family '{fam_name}' (valid: {})", list_names(names.iter().map(|n| n.to_string())))
+            })?;
+            tasks.push(i as u64);
         }
     }
     let mut sorted = tasks.clone();
@@ -102,23 +96,21 @@ pub fn resolve(selector: &str, families: &[TaskFamily]) -> Result<TaskSelection,
 
 /// A readable name for task `i` of `family`.
 pub fn task_name(family: &TaskFamily, i: u64) -> String {
-    match &family.tasks {
-        TaskSet::Named(names) => names.get(i as usize).map_or_else(|| i.to_string(), |n| n.to_string()),
-        TaskSet::Indexed { .. } => i.to_string(),
-    }
+    family.tasks.name(i).map_or_else(|| i.to_string(), str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metarl_plugin_api::types::TaskSet;
 
     fn fams() -> Vec<TaskFamily> {
         vec![
-            TaskFamily { name: "levels".into(), description: "".into(), tasks: TaskSet::Indexed { count: 1000 } },
+            TaskFamily { name: "levels".into(), description: "".into(), tasks: TaskSet::indexed(1000) },
             TaskFamily {
                 name: "games".into(),
                 description: "".into(),
-                tasks: TaskSet::Named(vec!["pong".into(), "breakout".into()].into()),
+                tasks: TaskSet::named(&["pong", "breakout"]),
             },
         ]
     }

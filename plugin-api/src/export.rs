@@ -7,6 +7,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use abi_stable::{
@@ -19,9 +20,9 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::algo::{Algo, AlgoBox, AlgoRequest, GuardedAlgo};
-use crate::env::{Env, EnvBox, EnvRequest, GuardedEnv};
-use crate::meta::{GuardedMeta, Meta, MetaBox, MetaRequest};
+use crate::algo::{self, Algo, AlgoBox, AlgoRequest};
+use crate::env::{self, Env, EnvBox, EnvRequest};
+use crate::meta::{self, Meta, MetaBox, MetaRequest};
 use crate::types::*;
 
 /// Who a plugin is and what it offers, as printed by `metarl plugins list`.
@@ -56,12 +57,11 @@ pub struct HostLogger {
 
 /// The root module of a plugin library.
 ///
-/// Fields after the last prefix field may be added in later minor versions; a host reading
-/// an older plugin sees them as absent.
+/// Fields after the last prefix field may be added in later 0.2.x versions; their accessors
+/// on [`PluginRoot_Ref`] return `Option`, `None` for a plugin built before they existed.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginRoot_Ref)))]
-#[sabi(missing_field(panic))]
 pub struct PluginRoot {
     /// The plugin's kind.
     pub kind: PluginKind,
@@ -81,7 +81,8 @@ impl RootModule for PluginRoot_Ref {
     const BASE_NAME: &'static str = "metarl_plugin";
     const NAME: &'static str = "metarl_plugin";
     // The version of this crate: abi_stable refuses a plugin whose plugin-api version is not
-    // semver-compatible with the host's (for 0.x, the minor versions must match).
+    // compatible with the host's (for 0.x: same minor; patch versions only add after the
+    // prefix markers).
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
@@ -127,7 +128,7 @@ impl PluginRoot {
 }
 
 extern "C" fn init_impl<P: PluginFactory>(logger: HostLogger) -> PResult<PluginDescriptor> {
-    guard(&mut false, "init", || {
+    guard(&AtomicBool::new(false), "init", || {
         install_log_bridge(logger);
         let d = P::descriptor();
         if d.kind != P::KIND {
@@ -142,15 +143,15 @@ extern "C" fn init_impl<P: PluginFactory>(logger: HostLogger) -> PResult<PluginD
 }
 
 extern "C" fn new_env_impl<P: PluginFactory>(req: &EnvRequest) -> PResult<EnvBox> {
-    guard(&mut false, "new_env", || P::new_env(req).map(GuardedEnv::boxed))
+    guard(&AtomicBool::new(false), "new_env", || P::new_env(req).map(env::into_ffi))
 }
 
 extern "C" fn new_algo_impl<P: PluginFactory>(req: &AlgoRequest) -> PResult<AlgoBox> {
-    guard(&mut false, "new_algo", || P::new_algo(req).map(GuardedAlgo::boxed))
+    guard(&AtomicBool::new(false), "new_algo", || P::new_algo(req).map(algo::into_ffi))
 }
 
 extern "C" fn new_meta_impl<P: PluginFactory>(req: &MetaRequest) -> PResult<MetaBox> {
-    guard(&mut false, "new_meta", || P::new_meta(req).map(GuardedMeta::boxed))
+    guard(&AtomicBool::new(false), "new_meta", || P::new_meta(req).map(meta::into_ffi))
 }
 
 /// Exports `$plugin` (a [`PluginFactory`]) as this library's root module.
@@ -168,23 +169,24 @@ macro_rules! export_plugin {
     };
 }
 
-/// Runs `f`, turning a panic into [`ErrorKind::Panicked`]. After a panic, `poisoned` is set
-/// and later calls fail at once: the object may be half-updated.
+/// Runs `f`, turning a panic into [`ErrorKind::PANICKED`]. After a panic, `poisoned` is set
+/// and later calls fail at once: the object may be half-updated. An atomic flag, so that a
+/// panic in a `&self` method (`spec`, `info`, `params`, `save`) poisons the object too.
 pub(crate) fn guard<T>(
-    poisoned: &mut bool,
+    poisoned: &AtomicBool,
     what: &str,
     f: impl FnOnce() -> Result<T, PluginError>,
 ) -> PResult<T> {
-    if *poisoned {
+    if poisoned.load(Ordering::Acquire) {
         return RErr(PluginError::failed(format!("{what}: refused, an earlier call panicked")));
     }
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(e),
         Err(payload) => {
-            *poisoned = true;
+            poisoned.store(true, Ordering::Release);
             RErr(PluginError {
-                kind: ErrorKind::Panicked,
+                kind: ErrorKind::PANICKED,
                 message: format!("in {what}: {}", panic_message(payload.as_ref())).into(),
             })
         }
@@ -246,12 +248,4 @@ fn install_log_bridge(logger: HostLogger) {
             log::debug!("plugin panic: {info}");
         }));
     }
-}
-
-/// Parses a plugin config (a TOML table as text) into `T`, with errors that name the key.
-pub fn parse_config<T: serde::de::DeserializeOwned>(plugin: &str, text: &str) -> Result<T, PluginError> {
-    toml::from_str(text).map_err(|e| {
-        let msg = e.message().trim().replace('\n', " ");
-        PluginError::invalid(format!("{plugin} config: {msg}"))
-    })
 }

@@ -1,18 +1,19 @@
-//! The one contract between the `metarl` host and its plugins.
+//! The one contract between the `metarl` host and its plugins: plugin-api 0.2.
 //!
 //! metarl loads three kinds of independently built shared libraries at run time:
 //! environment adapters (`env`), base RL algorithms (`algo`) and meta-methods (`meta`).
 //! This crate is everything that crosses the boundary between them, and nothing else:
 //!
-//! - [`types`]: plain data (spaces, tasks, capabilities, buffers of `u8`/`f32` with shapes).
+//! - [`types`]: plain data: kinds and capability flags, task families, spaces made of named
+//!   parts (dtype, shape, role), and typed borrowed arrays that carry one part of a batch.
 //! - [`env`], [`algo`], [`meta`]: for each kind, the Rust trait a plugin author implements
 //!   and the FFI-safe trait object (`#[sabi_trait]`) the host and other plugins call.
 //! - [`export`]: the root module every plugin library exports, the [`export_plugin!`] macro
 //!   that builds it, the panic guard and the log bridge.
-//! - [`driver`]: rollout plumbing over the FFI objects (act, step, record, memory resets),
-//!   compiled into each user; it adds nothing to the ABI.
-//! - [`process`]: process-wide malloc settings a host applies at start (libtorch plugins
-//!   train about twice as fast on CPU with them).
+//!
+//! Helper code that adds nothing to the ABI (the act/step/record driver and the one training
+//! loop, evaluation, seed streams, config parsing, process settings) lives in the separate
+//! crate `metarl-plugin-kit`, so this crate depends on abi_stable and log only.
 //!
 //! The shape follows abi_stable's interface / implementation / user split: this crate is the
 //! interface, `plugins/*` are implementations and `host/` is the user. Layout and version of
@@ -31,11 +32,9 @@
 #![allow(non_local_definitions, non_camel_case_types)]
 
 pub mod algo;
-pub mod driver;
 pub mod env;
 pub mod export;
 pub mod meta;
-pub mod process;
 pub mod types;
 
 pub use abi_stable;
@@ -43,9 +42,9 @@ pub use abi_stable;
 /// Everything a plugin author usually needs.
 pub mod prelude {
     pub use crate::algo::{ActInput, ActOutput, Algo, AlgoBox, AlgoInfo, AlgoRequest, Transitions, UpdatePlan, UpdateStats};
-    pub use crate::env::{Env, EnvBox, EnvRequest, EnvSpec, ResetBuffers, StepBuffers};
+    pub use crate::env::{Env, EnvBox, EnvRequest, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers, Trajectory};
     pub use crate::export::{PluginDescriptor, PluginFactory};
-    pub use crate::meta::{HostServices, Meta, MetaBox, MetaContext, MetaInfo, MetaRequest};
+    pub use crate::meta::{EvalRequest, HostServices, Meta, MetaBox, MetaContext, MetaInfo, MetaRequest, Progress};
     pub use crate::types::*;
     pub use crate::export_plugin;
 }

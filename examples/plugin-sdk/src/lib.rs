@@ -5,12 +5,17 @@
 //! reward across pulls: the classic RL² benchmark. Copy this crate to start a plugin of your
 //! own: implement [`Env`] for your env and [`PluginFactory`] for a unit struct, then
 //! `export_plugin!` it and add an entry to `registry.toml`.
+//!
+//! It depends on `metarl-plugin-api` alone (plus serde and toml for its config): the ABI
+//! crate is all a third-party plugin needs. `metarl-plugin-kit` (the driver, seeds, config
+//! helpers) is optional.
 
-use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
 use serde::Deserialize;
 
 const ARMS: u32 = 5;
+/// Task repeats for RL², and the true last observation of each episode.
+const CAPS: Caps = Caps(Caps::ENV_TRIALS.0 | Caps::ENV_FINAL_OBS.0);
 
 /// Config keys, all optional. Unknown keys are refused with their name.
 #[derive(Deserialize)]
@@ -39,7 +44,7 @@ struct Bandits {
     pulls: Vec<u32>,
     trial: Vec<u32>,
     ret: Vec<f32>,
-    finished: Vec<metarl_plugin_api::env::EpisodeStat>,
+    finished: Vec<EpisodeStat>,
 }
 
 impl Bandits {
@@ -60,7 +65,13 @@ impl Bandits {
 
 impl Env for Bandits {
     fn spec(&self) -> EnvSpec {
-        EnvSpec { obs: ObsSpace::vector(1), action: ActionSpace::discrete(ARMS), num_envs: self.best.len() as u32, max_episode_steps: self.cfg.horizon }
+        EnvSpec {
+            obs: ObsSpace::vector(1),
+            action: ActionSpace::discrete(ARMS),
+            num_envs: self.best.len() as u32,
+            max_episode_steps: self.cfg.horizon,
+            caps: CAPS,
+        }
     }
 
     fn reset(&mut self, seed: u64, mut out: ResetBuffers<'_>) -> Result<(), PluginError> {
@@ -70,19 +81,27 @@ impl Env for Bandits {
             (self.pulls[i], self.ret[i]) = (0, 0.0);
             out.task[i] = self.best[i];
         }
-        if let ObsMut::F32(obs) = &mut out.obs {
-            obs.iter_mut().for_each(|o| *o = 0.0);
+        // One observation part (the `vector` of `ObsSpace::vector`), as f32.
+        match out.obs.as_mut_slice() {
+            [part] => part.f32().ok_or_else(|| PluginError::invalid("bandit observations are f32"))?.fill(0.0),
+            _ => return Err(PluginError::invalid("bandit observations have one part")),
         }
         Ok(())
     }
 
-    fn step(&mut self, actions: ActionsRef<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
-        let ActionsRef::Discrete(arms) = actions else {
-            return Err(PluginError::invalid("bandit actions are discrete arm indices"));
+    fn step(&mut self, actions: Arrays<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
+        // One action part of i32 arm indices; one observation part of f32.
+        let Some(arms) = actions.first().and_then(|a| a.i32()) else {
+            return Err(PluginError::invalid("bandit actions are one part of discrete (i32) arm indices"));
         };
-        let ObsMut::F32(obs) = &mut out.obs else {
+        let [obs] = out.obs.as_mut_slice() else {
+            return Err(PluginError::invalid("bandit observations have one part"));
+        };
+        let Some(obs) = obs.f32() else {
             return Err(PluginError::invalid("bandit observations are f32 vectors"));
         };
+        // With ENV_FINAL_OBS the caller lends a buffer for the last observation of an episode.
+        let mut final_obs = out.final_obs.as_mut_slice().first_mut().and_then(|p| p.f32());
         if arms.len() != self.best.len() || obs.len() != self.best.len() {
             return Err(PluginError::invalid(format!("expected {} envs", self.best.len())));
         }
@@ -95,7 +114,10 @@ impl Env for Bandits {
             (out.reward[i], out.terminated[i], out.truncated[i], out.success[i], out.task_end[i]) = (r, 0, done as u8, 0, 0);
             obs[i] = r;
             if done {
-                self.finished.push(metarl_plugin_api::env::EpisodeStat { env: i as u32, task: self.best[i], ret: self.ret[i], len: self.pulls[i], success: false });
+                if let Some(f) = final_obs.as_deref_mut() {
+                    f[i] = r;
+                }
+                self.finished.push(EpisodeStat { env: i as u32, task: self.best[i], ret: self.ret[i], len: self.pulls[i], success: false });
                 (self.pulls[i], self.ret[i]) = (0, 0.0);
                 self.trial[i] += 1;
                 if self.trial[i] >= self.trials {
@@ -109,7 +131,7 @@ impl Env for Bandits {
         Ok(())
     }
 
-    fn take_episodes(&mut self) -> Vec<metarl_plugin_api::env::EpisodeStat> {
+    fn take_episodes(&mut self) -> Vec<EpisodeStat> {
         std::mem::take(&mut self.finished)
     }
 }
@@ -118,22 +140,23 @@ impl Env for Bandits {
 pub struct BanditPlugin;
 
 impl PluginFactory for BanditPlugin {
-    const KIND: PluginKind = PluginKind::Env;
+    const KIND: PluginKind = PluginKind::ENV;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "bandit".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Env,
+            kind: PluginKind::ENV,
             description: "example plugin: 5-armed Bernoulli bandits, task = best arm".into(),
-            caps: Caps::ENV_TRIALS,
-            families: vec![TaskFamily { name: "bandit5".into(), description: "the best of 5 arms".into(), tasks: TaskSet::Indexed { count: ARMS as u64 } }].into(),
+            caps: CAPS,
+            families: vec![TaskFamily { name: "bandit5".into(), description: "the best of 5 arms".into(), tasks: TaskSet::indexed(ARMS as u64) }].into(),
             requires: Caps::NONE,
         }
     }
 
     fn new_env(req: &EnvRequest) -> Result<Box<dyn Env>, PluginError> {
-        let cfg: Config = parse_config("bandit", &req.config)?;
+        let cfg: Config =
+            toml::from_str(&req.config).map_err(|e| PluginError::invalid(format!("bandit config: {}", e.message().trim())))?;
         if req.family.as_str() != "bandit5" {
             return Err(PluginError::invalid(format!("unknown task family '{}' (valid: bandit5)", req.family)));
         }

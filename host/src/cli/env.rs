@@ -42,7 +42,7 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let entry = registry.require(&args.name, PluginKind::Env).map_err(anyhow::Error::msg)?;
+    let entry = registry.require(&args.name, PluginKind::ENV).map_err(anyhow::Error::msg)?;
     let plugin = Plugin::load(entry)?;
     let selection = tasks::resolve(&args.task, &plugin.descriptor.families)
         .map_err(|e| anyhow::anyhow!("plugin '{}': --task: {e}", plugin.name))?;
@@ -53,7 +53,8 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         num_envs: args.envs,
         trials: 1,
         seed: args.seed,
-        config: plugin.config_with(&overrides).into(),
+        threads: 1,
+        config: plugin.config_with(&overrides)?.into(),
     };
     let name = plugin.name.as_str();
     let mut env = envrun::open(&plugin, &req)?;
@@ -61,12 +62,12 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     call(name, env.reset(args.seed))?;
     let iters = args.steps.div_ceil(args.envs as u64);
     for _ in 0..(iters / 10).max(1) {
-        call(name, env.step(actions.sample()))?;
+        call(name, env.step(&actions.sample()))?;
     }
     call(name, env.take_episodes())?;
     let start = Instant::now();
     for _ in 0..iters {
-        call(name, env.step(actions.sample()))?;
+        call(name, env.step(&actions.sample()))?;
     }
     let secs = start.elapsed().as_secs_f64();
     let episodes = call(name, env.take_episodes())?;
@@ -101,7 +102,7 @@ pub struct LeakageArgs {
 
 /// Prints how many held-out tasks leak; the last line is the summary.
 pub fn leakage(registry: &Registry, args: &LeakageArgs) -> anyhow::Result<ExitCode> {
-    let entry = registry.require(&args.name, PluginKind::Env).map_err(anyhow::Error::msg)?;
+    let entry = registry.require(&args.name, PluginKind::ENV).map_err(anyhow::Error::msg)?;
     let plugin = Plugin::load(entry)?;
     let families = &plugin.descriptor.families;
     let sel = |flag: &str, s: &str| {
@@ -118,7 +119,7 @@ pub fn leakage(registry: &Registry, args: &LeakageArgs) -> anyhow::Result<ExitCo
         bail!("task {t} is in both --train and --test");
     }
     let overrides: toml::Table = toml::from_str(&args.config).context("--config is not a TOML table")?;
-    let report = crate::leakage::check(&plugin, &train.family, &plugin.config_with(&overrides), &train.tasks, &test.tasks)?;
+    let report = crate::leakage::check(&plugin, &train.family, &plugin.config_with(&overrides)?, &train.tasks, &test.tasks)?;
     println!("{}", report.summary());
     Ok(ExitCode::SUCCESS)
 }

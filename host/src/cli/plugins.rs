@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use metarl_plugin_api::export::PluginDescriptor;
-use metarl_plugin_api::types::{PluginKind, TaskSet};
+use metarl_plugin_api::types::PluginKind;
 
 use crate::loader::Plugin;
 use crate::registry::Registry;
@@ -11,10 +11,7 @@ use crate::registry::Registry;
 fn family_summary(d: &PluginDescriptor) -> String {
     d.families
         .iter()
-        .map(|f| match &f.tasks {
-            TaskSet::Named(n) => format!("{} ({} tasks)", f.name, n.len()),
-            TaskSet::Indexed { count } => format!("{} ({} tasks)", f.name, count),
-        })
+        .map(|f| format!("{} ({} tasks)", f.name, f.tasks.len()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -29,7 +26,7 @@ pub fn list(registry: &Registry) -> anyhow::Result<ExitCode> {
             Ok(p) => {
                 let d = &p.descriptor;
                 let mut caps = d.caps.to_string();
-                if d.kind == PluginKind::Meta && !d.requires.is_empty() {
+                if d.kind == PluginKind::META && !d.requires.is_empty() {
                     caps = format!("requires {}", d.requires);
                 }
                 println!("{:<16} {:<5} {:<10} {:<28} {}", entry.name, d.kind, d.version, caps, d.description);
@@ -53,7 +50,7 @@ fn validate(p: &Plugin) -> Result<(), String> {
     if d.name.is_empty() || d.version.is_empty() {
         return Err("descriptor has an empty name or version".into());
     }
-    if d.kind == PluginKind::Env {
+    if d.kind == PluginKind::ENV {
         if d.families.is_empty() {
             return Err("env plugin offers no task family".into());
         }

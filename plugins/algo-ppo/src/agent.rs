@@ -3,6 +3,8 @@
 
 use metarl_plugin_api::algo::{ActInput, ActOutput, Algo, AlgoInfo, AlgoRequest, Transitions, UpdatePlan, UpdateStats};
 use metarl_plugin_api::types::*;
+
+use crate::net::ObsKind;
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
@@ -12,7 +14,7 @@ use crate::config::{Config, Precision};
 use crate::net::{to_vec_f32, Net, Shape};
 use crate::ppo::{self, Learner};
 use crate::rng::Rng;
-use crate::rollout::{ActMemo, ObsStore, RewardScale, Rollout};
+use crate::rollout::{ActMemo, RewardScale, Rollout};
 
 /// Floats per env in `ActOutput::extras`: value estimate and log-probability of the action.
 pub const EXTRAS_DIM: u32 = 2;
@@ -75,15 +77,12 @@ impl PpoAgent {
     /// Builds an agent from a host request.
     pub fn new(req: &AlgoRequest) -> Result<Self, PluginError> {
         let cfg = Config::from_toml(&req.config)?;
-        if req.action.kind != ActionKind::Discrete {
+        let Some(n_actions) = req.action.discrete_choices() else {
             return Err(invalid(format!(
-                "continuous action spaces are not supported (got {}); PPO here has a categorical policy over discrete actions",
+                "only one discrete action part is supported (got {}); PPO here has a categorical policy over discrete actions",
                 req.action
             )));
-        }
-        if req.action.n == 0 {
-            return Err(invalid("the action space has no actions"));
-        }
+        };
         if req.num_envs == 0 {
             return Err(invalid("num_envs must be at least 1"));
         }
@@ -92,20 +91,26 @@ impl PpoAgent {
                 return Err(invalid(format!("config pins num_envs = {want} but the request has {}", req.num_envs)));
             }
         }
-        let want_dims = match req.obs.kind {
-            ObsKind::ImageU8 => 3,
-            ObsKind::VectorF32 => 1,
+        let part = req.obs.single().ok_or_else(|| {
+            invalid(format!("observations of {} parts are not supported ({}); PPO takes one image or one vector", req.obs.parts.len(), req.obs))
+        })?;
+        let obs_kind = match (part.dtype, part.shape.len()) {
+            (Dtype::U8, 3) => ObsKind::ImageU8,
+            (Dtype::F32, 1) => ObsKind::VectorF32,
+            _ => return Err(invalid(format!("unsupported observation part {part} (u8 images must be HxWxC, f32 vectors D)"))),
         };
-        if req.obs.shape.len() != want_dims || req.obs.shape.contains(&0) {
-            return Err(invalid(format!("unsupported observation space {} (images must be HxWxC, vectors D)", req.obs)));
+        if part.shape.contains(&0) {
+            return Err(invalid(format!("observation part {part} has an empty dimension")));
         }
+        let obs_numel = part.numel();
         let device = parse_device(req.device.as_str())?;
-        tch::set_num_threads(cfg.threads);
+        // The host decides the thread count for the whole process; every plugin sets the same.
+        tch::set_num_threads(req.threads.max(1) as i32);
 
         let shape = Shape {
-            obs_kind: req.obs.kind,
-            obs_shape: req.obs.shape.iter().map(|&d| d as i64).collect(),
-            n_actions: req.action.n as i64,
+            obs_kind,
+            obs_shape: part.shape.iter().map(|&d| d as i64).collect(),
+            n_actions: n_actions as i64,
             context_dim: req.context_dim as i64,
         };
         let net = Net::new(&cfg, shape, req.seed, device)?;
@@ -124,12 +129,12 @@ impl PpoAgent {
             if req.context_dim > 0 { format!(", context {}", req.context_dim) } else { String::new() }
         );
         Ok(PpoAgent {
-            rollout: Rollout::new(req.obs.kind, req.obs.numel(), n, cfg.num_steps),
+            rollout: Rollout::new(obs_kind, obs_numel, n, cfg.num_steps),
             reward_scale: RewardScale::new(cfg.gamma, n),
             rng: Rng::new(req.seed),
-            obs_kind: req.obs.kind,
-            obs_numel: req.obs.numel(),
-            n_actions: req.action.n as usize,
+            obs_kind,
+            obs_numel,
+            n_actions: n_actions as usize,
             ctx_dim: req.context_dim as usize,
             state_dim,
             n,
@@ -143,20 +148,23 @@ impl PpoAgent {
         })
     }
 
-    fn check_obs(&self, what: &str, obs: &ObsRef<'_>) -> Result<(), PluginError> {
-        let kind_ok = matches!((obs, self.obs_kind), (ObsRef::U8(_), ObsKind::ImageU8) | (ObsRef::F32(_), ObsKind::VectorF32));
-        if !kind_ok {
-            let want = if self.obs_kind == ObsKind::ImageU8 { "u8 images" } else { "f32 vectors" };
-            return Err(invalid(format!("{what} has the wrong element type: this agent was built for {want}")));
+    /// The one observation part, checked against the agent's space.
+    fn check_obs<'a>(&self, what: &str, obs: &[ArrayRef<'a>]) -> Result<ArrayRef<'a>, PluginError> {
+        let [part] = obs else {
+            return Err(invalid(format!("{what} has {} parts; this agent takes one", obs.len())));
+        };
+        let want = if self.obs_kind == ObsKind::ImageU8 { Dtype::U8 } else { Dtype::F32 };
+        if part.dtype() != want {
+            return Err(invalid(format!("{what} is {}, but this agent was built for {want}", part.dtype())));
         }
-        check_len(what, obs.len(), self.n * self.obs_numel)
+        check_len(what, part.len(), self.n * self.obs_numel)?;
+        Ok(*part)
     }
 
-    fn discrete<'a>(&self, what: &str, a: &ActionsRef<'a>) -> Result<&'a [i32], PluginError> {
-        let ActionsRef::Discrete(a) = a else {
-            return Err(invalid(format!("{what} are continuous but this agent acts in a discrete space")));
+    fn discrete<'a>(&self, what: &str, a: &[ArrayRef<'a>]) -> Result<&'a [i32], PluginError> {
+        let Some(a) = a.first().filter(|_| a.len() == 1).and_then(|p| p.i32()) else {
+            return Err(invalid(format!("{what} are not one part of discrete (i32) actions")));
         };
-        let a = a.as_slice();
         check_len(what, a.len(), self.n)?;
         if let Some((i, &x)) = a.iter().enumerate().find(|(_, &x)| x < 0 || x as usize >= self.n_actions) {
             return Err(invalid(format!("{what}: action {x} of env {i} is out of range 0..{}", self.n_actions)));
@@ -164,12 +172,13 @@ impl PpoAgent {
         Ok(a)
     }
 
-    fn obs_tensor(&self, obs: &ObsRef<'_>) -> Tensor {
+    fn obs_tensor(&self, obs: &ArrayRef<'_>) -> Tensor {
         let mut shape = vec![self.n as i64];
         shape.extend_from_slice(&self.net.shape.obs_shape);
-        let t = match obs {
-            ObsRef::U8(s) => Tensor::from_slice(s.as_slice()),
-            ObsRef::F32(s) => Tensor::from_slice(s.as_slice()),
+        let t = match (obs.u8(), obs.f32()) {
+            (Some(s), _) => Tensor::from_slice(s),
+            (_, Some(s)) => Tensor::from_slice(s),
+            _ => unreachable!("dtype checked in check_obs"),
         };
         t.reshape(&shape).to_device(self.device)
     }
@@ -217,20 +226,23 @@ impl Algo for PpoAgent {
         AlgoInfo {
             caps,
             state_dim: self.state_dim as u32,
+            extras_dim: EXTRAS_DIM,
             param_count: self.net.param_count() as u64,
             steps_per_update: self.cfg.num_steps as u32,
+            grad_steps: self.cfg.update_epochs as u32,
+            batch_size: (self.cfg.num_steps * self.n / self.cfg.num_minibatches.max(1)) as u32,
+            learning_starts: 0,
         }
-    }
-
-    fn extras_dim(&self) -> u32 {
-        EXTRAS_DIM
     }
 
     fn act(&mut self, input: ActInput<'_>, mut out: ActOutput<'_>) -> Result<(), PluginError> {
         let n = self.n;
-        self.check_obs("act: obs", &input.obs)?;
-        let ActionsMut::Discrete(mut actions) = out.actions else {
-            return Err(invalid("act: the actions buffer is continuous but this agent acts in a discrete space"));
+        let obs = self.check_obs("act: obs", &input.obs)?;
+        let [actions] = out.actions.as_mut_slice() else {
+            return Err(invalid("act: the actions buffer must have one part"));
+        };
+        let Some(actions) = actions.i32() else {
+            return Err(invalid("act: the actions buffer is not discrete (i32) but this agent acts in a discrete space"));
         };
         check_len("act: actions buffer", actions.len(), n)?;
         check_len("act: extras buffer", out.extras.len(), n * EXTRAS_DIM as usize)?;
@@ -250,10 +262,8 @@ impl Algo for PpoAgent {
         } else {
             (Vec::new(), Vec::new(), Vec::new())
         };
-        if let ObsRef::F32(s) = input.obs {
-            if s.iter().any(|x| !x.is_finite()) {
-                return Err(invalid("act: observations contain NaN or infinity"));
-            }
+        if obs.f32().is_some_and(|s| s.iter().any(|x| !x.is_finite())) {
+            return Err(invalid("act: observations contain NaN or infinity"));
         }
         if prev_reward.iter().chain(input.context.iter()).any(|x| !x.is_finite()) {
             return Err(invalid("act: prev_reward or context contains NaN or infinity"));
@@ -262,7 +272,7 @@ impl Algo for PpoAgent {
         let (logp, values, state_out) = {
             let _no_grad = tch::no_grad_guard();
             let _ac = autocast::Scope::enter(self.cfg.precision == Precision::Bf16, self.device)?;
-            let z = self.net.encode(&self.obs_tensor(&input.obs));
+            let z = self.net.encode(&self.obs_tensor(&obs));
             let (latent, state_out) = if recurrent {
                 let rl2 = self.net.rl2_inputs(
                     &Tensor::from_slice(&prev_action).to_device(self.device),
@@ -338,8 +348,8 @@ impl Algo for PpoAgent {
 
     fn record(&mut self, b: Transitions<'_>) -> Result<(), PluginError> {
         let n = self.n;
-        self.check_obs("record: obs", &b.obs)?;
-        self.check_obs("record: next_obs", &b.next_obs)?;
+        let obs = self.check_obs("record: obs", &b.obs)?;
+        let next_obs = self.check_obs("record: next_obs", &b.next_obs)?;
         let actions = self.discrete("record: actions", &b.actions)?;
         if b.extras.is_empty() {
             return Err(invalid(
@@ -375,21 +385,16 @@ impl Algo for PpoAgent {
             if self.cfg.normalize_reward { self.reward_scale.apply(&b.rewards, &dones) } else { b.rewards.to_vec() };
 
         let r = &mut self.rollout;
-        match (&mut r.obs, b.obs) {
-            (ObsStore::U8(v), ObsRef::U8(s)) => v.extend_from_slice(&s),
-            (ObsStore::F32(v), ObsRef::F32(s)) => v.extend_from_slice(&s),
-            _ => unreachable!("kinds checked above"),
-        }
-        match (&mut r.next_obs, b.next_obs) {
-            (ObsStore::U8(v), ObsRef::U8(s)) => {
-                v.clear();
-                v.extend_from_slice(&s);
+        match (obs.u8(), next_obs.u8(), obs.f32(), next_obs.f32()) {
+            (Some(o), Some(no), _, _) => {
+                r.obs.push_u8(o);
+                r.next_obs.set_u8(no);
             }
-            (ObsStore::F32(v), ObsRef::F32(s)) => {
-                v.clear();
-                v.extend_from_slice(&s);
+            (_, _, Some(o), Some(no)) => {
+                r.obs.push_f32(o);
+                r.next_obs.set_f32(no);
             }
-            _ => unreachable!("kinds checked above"),
+            _ => unreachable!("dtypes checked above"),
         }
         r.actions.extend(actions.iter().map(|&a| a as i64));
         r.values.extend(b.extras.iter().step_by(2));
@@ -425,14 +430,25 @@ impl Algo for PpoAgent {
         if self.rollout.steps == 0 {
             return Err(invalid("update: nothing recorded since the last update"));
         }
-        if plan.want_context_grad && self.ctx_dim == 0 {
-            return Err(PluginError::unsupported("ppo: context gradients need a context input (AlgoRequest.context_dim > 0)"));
+        if !plan.tasks.is_empty() || plan.samples_per_task != 0 {
+            return Err(invalid(
+                "update: PPO is on-policy and learns from the whole rollout; give no tasks and samples_per_task = 0",
+            ));
+        }
+        if plan.want_context_grad || !plan.context.is_empty() {
+            return Err(PluginError::unsupported(
+                "ppo: takes context rows only as act inputs; per-task plan contexts and their gradient (context-grad) are for off-policy algos",
+            ));
         }
         let learner =
             Learner { cfg: &self.cfg, net: &mut self.net, adam: &mut self.adam, rng: &mut self.rng, device: self.device };
         // A refused plan leaves the rollout in place, so the caller can retry with another.
         let started = std::time::Instant::now();
         let stats = ppo::update(learner, &self.rollout, plan)?;
+        if plan.grad_steps == 0 {
+            // Only the loss was asked for: nothing changed, the rollout stays.
+            return Ok(stats);
+        }
         log::debug!(
             "ppo: {} rows; rollout {:.2} s (acting and env stepping), update {:.2} s",
             self.rollout.rows(),

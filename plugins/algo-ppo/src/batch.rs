@@ -133,25 +133,16 @@ pub struct Evaluated {
     pub logits: Tensor,
     /// Values `[R]` (float32).
     pub values: Tensor,
-    /// The minibatch's context rows as a leaf that collects dL/d(context), if asked for.
-    pub context: Option<Tensor>,
     /// Row indices of the outputs, on the net's device.
     pub rows: Tensor,
 }
 
 /// Runs the network over a minibatch (call inside the autocast scope, with grad enabled).
-pub fn evaluate(net: &Net, data: &UpdateData, mb: &Minibatch, want_context_grad: bool) -> Evaluated {
+pub fn evaluate(net: &Net, data: &UpdateData, mb: &Minibatch) -> Evaluated {
     let rows_cpu = Tensor::from_slice(&mb.rows(data.steps, data.n));
     let rows = rows_cpu.to_device(data.device);
     let obs = data.obs.index_select(0, &rows_cpu).to_device(data.device);
-    let context = data.contexts.as_ref().map(|c| {
-        let c = c.index_select(0, &rows);
-        if want_context_grad {
-            c.detach().set_requires_grad(true)
-        } else {
-            c
-        }
-    });
+    let context = data.contexts.as_ref().map(|c| c.index_select(0, &rows));
     let z = net.encode(&obs);
     let latent = match (mb, &data.recurrent) {
         (Minibatch::Envs(envs), Some((states, restarts, rl2))) => {
@@ -181,7 +172,7 @@ pub fn evaluate(net: &Net, data: &UpdateData, mb: &Minibatch, want_context_grad:
         _ => z,
     };
     let (logits, values) = net.heads(&latent, context.as_ref());
-    Evaluated { logits, values, context, rows }
+    Evaluated { logits, values, rows }
 }
 
 /// `V(s_T)` for the observations after the last recorded step (no grad, in bf16 autocast if

@@ -4,7 +4,7 @@
 //! Resolution is two layers, as for the host's own settings: `preset` picks a complete set of
 //! defaults, then every key written explicitly overrides its preset value.
 
-use metarl_plugin_api::export::parse_config;
+use metarl_plugin_kit::parse_config;
 use metarl_plugin_api::types::PluginError;
 use serde::Deserialize;
 
@@ -79,8 +79,8 @@ pub struct RawConfig {
     /// Scale rewards by a running std of the discounted return and clip to [-10, 10]
     /// (gym's `NormalizeReward` + `TransformReward(clip)`, as CleanRL's ppo_procgen).
     pub normalize_reward: Option<bool>,
-    /// libtorch intra-op threads (process-wide: libtorch has one pool, so the last agent built
-    /// sets it).
+    /// Refused: libtorch's thread count is the host's to set, once per process
+    /// (`AlgoRequest::threads`, the experiment's `threads`).
     pub threads: Option<u32>,
     /// `"fp32"` or `"bf16"`.
     pub precision: Option<Precision>,
@@ -131,8 +131,6 @@ pub struct Config {
     pub norm_adv: bool,
     /// Running reward scaling.
     pub normalize_reward: bool,
-    /// Intra-op threads.
-    pub threads: i32,
     /// Forward-pass arithmetic.
     pub precision: Precision,
 }
@@ -162,7 +160,6 @@ impl Config {
             max_grad_norm: 0.5,
             norm_adv: true,
             normalize_reward: true,
-            threads: 2,
             precision: Precision::Fp32,
         };
         match preset {
@@ -217,8 +214,11 @@ impl Config {
             precision => |v| v,
         }
         c.num_envs = raw.num_envs;
-        if let Some(t) = raw.threads {
-            c.threads = t as i32;
+        if raw.threads.is_some() {
+            return Err(PluginError::invalid(
+                "ppo config: threads is no longer a PPO key: the host sets libtorch's thread count once for the process \
+                 (the experiment's top-level `threads`)",
+            ));
         }
         c.validate()?;
         Ok(c)
@@ -238,7 +238,6 @@ impl Config {
             ("num_steps", self.num_steps),
             ("num_minibatches", self.num_minibatches),
             ("update_epochs", self.update_epochs),
-            ("threads", self.threads.max(0) as usize),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));

@@ -47,13 +47,13 @@ pub use config::{Config, Precision, Preset};
 pub struct PpoPlugin;
 
 impl PluginFactory for PpoPlugin {
-    const KIND: PluginKind = PluginKind::Algo;
+    const KIND: PluginKind = PluginKind::ALGO;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "ppo".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Algo,
+            kind: PluginKind::ALGO,
             description: "PPO (Procgen paper / CleanRL ppo_procgen): IMPALA CNN or MLP, optional LSTM (RL²) and context input; fp32 or bf16".into(),
             caps: Caps::ON_POLICY | Caps::DISCRETE | Caps::RECURRENT | Caps::RL2_INPUTS | Caps::CONTEXT,
             families: Default::default(),

@@ -9,7 +9,16 @@
 //! default (uniform in ±1/sqrt(fan_in)); MLP layers, the RL² embedding and the LSTM are
 //! orthogonal; the policy head is orthogonal with gain 0.01 and the value head with gain 1.
 
-use metarl_plugin_api::types::{ObsKind, PluginError};
+use metarl_plugin_api::types::PluginError;
+
+/// What the agent's single observation part is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObsKind {
+    /// A `u8` HWC image (IMPALA CNN).
+    ImageU8,
+    /// An `f32` vector (MLP).
+    VectorF32,
+}
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;

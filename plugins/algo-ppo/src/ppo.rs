@@ -23,7 +23,7 @@ use crate::adam::Adam;
 use crate::autocast;
 use crate::batch::{self, Evaluated, UpdateData};
 use crate::config::{Config, Precision};
-use crate::net::{to_vec_f32, Net};
+use crate::net::Net;
 use crate::rng::Rng;
 use crate::rollout::Rollout;
 
@@ -197,18 +197,13 @@ pub struct Learner<'a> {
     pub device: Device,
 }
 
-/// One PPO update on `rollout` (which the caller clears afterwards).
+/// One PPO update on `rollout` (which the caller clears afterwards): `plan.grad_steps`
+/// epochs. With 0 epochs, the losses of the first minibatch are computed and nothing changes
+/// (the shuffling generator included).
 pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<UpdateStats, PluginError> {
     let Learner { cfg, net, adam, rng, device } = l;
     let bf16 = cfg.precision == Precision::Bf16;
-    let selected: Vec<bool> = rollout.tasks.iter().map(|t| plan.tasks.is_empty() || plan.tasks.contains(t)).collect();
-    if !selected.contains(&true) {
-        return Err(PluginError::invalid(format!(
-            "ppo update: none of the {} recorded rows belongs to tasks {:?}",
-            rollout.rows(),
-            plan.tasks.as_slice()
-        )));
-    }
+    let selected = vec![true; rollout.rows()];
 
     // 1. Advantages and returns.
     let next_values = match &rollout.next_values {
@@ -220,15 +215,18 @@ pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<Up
 
     // 2. Epochs of minibatch gradient steps.
     let data = UpdateData::new(net, rollout, &advantages, &returns, &selected, device);
-    let mut context_grad = plan.want_context_grad.then(|| Tensor::zeros_like(data.contexts.as_ref().expect("checked")));
-    let epochs = if plan.grad_steps > 0 { plan.grad_steps as usize } else { cfg.update_epochs };
+    let evaluate_only = plan.grad_steps == 0;
+    let mut probe_rng = rng.clone();
+    let epochs = if evaluate_only { 1 } else { plan.grad_steps as usize };
     let mut sums = [0f64; 6];
     let mut steps = 0usize;
-    for _epoch in 0..epochs {
-        for mb in batch::minibatches(rng, &selected, rollout.n, cfg.num_minibatches, net.recurrent()) {
+    let mut samples = 0u64;
+    'epochs: for _epoch in 0..epochs {
+        let shuffle = if evaluate_only { &mut probe_rng } else { &mut *rng };
+        for mb in batch::minibatches(shuffle, &selected, rollout.n, cfg.num_minibatches, net.recurrent()) {
             let out = {
                 let _ac = autocast::Scope::enter(bf16, device)?;
-                batch::evaluate(net, &data, &mb, plan.want_context_grad)
+                batch::evaluate(net, &data, &mb)
             };
             let tg = Targets {
                 actions: data.actions.index_select(0, &out.rows),
@@ -242,19 +240,24 @@ pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<Up
                 continue;
             }
             let loss = ppo_loss(cfg, &out, &tg);
+            if evaluate_only {
+                for (s, v) in sums.iter_mut().zip([loss.policy, loss.value, loss.entropy, loss.approx_kl, loss.clip_frac]) {
+                    *s += v;
+                }
+                steps = 1;
+                break 'epochs;
+            }
 
             net.zero_grad();
             loss.total.backward();
             let (scale, norm) = clip_grad_norm(net, cfg.max_grad_norm);
             adam.step(&mut net.params, scale);
 
-            if let (Some(acc), Some(ctx)) = (context_grad.as_mut(), out.context.as_ref()) {
-                let _ = acc.index_add_(0, &out.rows, &ctx.grad());
-            }
             for (s, v) in sums.iter_mut().zip([loss.policy, loss.value, loss.entropy, loss.approx_kl, loss.clip_frac, norm]) {
                 *s += v;
             }
             steps += 1;
+            samples += out.rows.size()[0] as u64;
         }
     }
     net.zero_grad();
@@ -267,7 +270,9 @@ pub fn update(l: Learner<'_>, rollout: &Rollout, plan: &UpdatePlan) -> Result<Up
     scalars.push(Scalar::new("grad_steps", steps as f64));
     Ok(UpdateStats {
         scalars: scalars.into(),
-        context_grad: context_grad.map(|g| to_vec_f32(&g)).unwrap_or_default().into(),
+        context_grad: Default::default(),
+        grad_steps: if evaluate_only { 0 } else { steps as u32 },
+        samples,
     })
 }
 

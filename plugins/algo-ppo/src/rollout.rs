@@ -2,42 +2,92 @@
 //!
 //! Rows are time-major: row `t * num_envs + e` is env `e` at step `t`. Image observations stay
 //! `u8` (a quarter of CleanRL's float32 `obs` storage) and are turned into float32 one
-//! minibatch at a time; during an update the whole rollout is viewed as one `u8` tensor without
-//! a copy ([`Rollout::obs_tensor`]).
+//! minibatch at a time; during an update the whole rollout is viewed as one tensor without a
+//! copy ([`Rollout::obs_tensor`]): the rows live in a libtorch tensor from the start, so the
+//! view shares its reference-counted storage instead of aliasing a Rust `Vec`.
 
-use metarl_plugin_api::types::ObsKind;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-/// Observations, in the element type the env produces.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ObsStore {
-    /// `u8` images (HWC per row).
-    U8(Vec<u8>),
-    /// `f32` vectors.
-    F32(Vec<f32>),
+use crate::net::ObsKind;
+
+/// Observations, in the element type the env produces, appended row by row into a flat
+/// CPU tensor allocated once at full capacity.
+#[derive(Debug)]
+pub struct ObsStore {
+    kind: ObsKind,
+    data: Tensor,
+    len: usize,
+    capacity: usize,
 }
 
 impl ObsStore {
     fn new(kind: ObsKind, capacity: usize) -> Self {
-        match kind {
-            ObsKind::ImageU8 => ObsStore::U8(Vec::with_capacity(capacity)),
-            ObsKind::VectorF32 => ObsStore::F32(Vec::with_capacity(capacity)),
-        }
+        let dtype = match kind {
+            ObsKind::ImageU8 => Kind::Uint8,
+            ObsKind::VectorF32 => Kind::Float,
+        };
+        // Uninitialised: pages are touched only as rows arrive, as a Vec's capacity would be.
+        Self { kind, data: Tensor::empty([capacity as i64], (dtype, tch::Device::Cpu)), len: 0, capacity }
     }
 
     fn clear(&mut self) {
-        match self {
-            ObsStore::U8(v) => v.clear(),
-            ObsStore::F32(v) => v.clear(),
+        self.len = 0;
+    }
+
+    /// Appends `u8` rows (image stores only).
+    pub fn push_u8(&mut self, rows: &[u8]) {
+        debug_assert_eq!(self.kind, ObsKind::ImageU8);
+        self.push(&Tensor::from_slice(rows), rows.len());
+    }
+
+    /// Appends `f32` rows (vector stores only).
+    pub fn push_f32(&mut self, rows: &[f32]) {
+        debug_assert_eq!(self.kind, ObsKind::VectorF32);
+        self.push(&Tensor::from_slice(rows), rows.len());
+    }
+
+    /// Replaces the contents with `rows` (the next observations after the last step).
+    pub fn set_u8(&mut self, rows: &[u8]) {
+        self.len = 0;
+        self.push_u8(rows);
+    }
+
+    /// Replaces the contents with `rows`.
+    pub fn set_f32(&mut self, rows: &[f32]) {
+        self.len = 0;
+        self.push_f32(rows);
+    }
+
+    fn push(&mut self, rows: &Tensor, n: usize) {
+        if self.len + n > self.capacity {
+            // Only the next-observation store is ever released and refilled.
+            let grown = Tensor::empty([(self.len + n) as i64], (self.data.kind(), tch::Device::Cpu));
+            if self.len > 0 {
+                grown.narrow(0, 0, self.len as i64).copy_(&self.data.narrow(0, 0, self.len as i64));
+            }
+            self.data = grown;
+            self.capacity = self.len + n;
         }
+        self.data.narrow(0, self.len as i64, n as i64).copy_(rows);
+        self.len += n;
+    }
+
+    /// The elements recorded so far, as a tensor sharing the store's storage.
+    pub fn tensor(&self) -> Tensor {
+        self.data.narrow(0, 0, self.len as i64)
     }
 
     /// Bytes held (for the memory check).
     pub fn bytes(&self) -> usize {
-        match self {
-            ObsStore::U8(v) => v.len(),
-            ObsStore::F32(v) => v.len() * 4,
+        match self.kind {
+            ObsKind::ImageU8 => self.len,
+            ObsKind::VectorF32 => self.len * 4,
         }
+    }
+
+    /// Frees the storage; later pushes allocate what they need.
+    fn release(&mut self) {
+        *self = Self::new(self.kind, 0);
     }
 }
 
@@ -174,33 +224,23 @@ impl Rollout {
     /// Frees the last step's observations (after [`Rollout::next_values`] is set); the next
     /// rollout allocates them again.
     pub fn release_next_obs(&mut self) {
-        self.next_obs = match self.next_obs {
-            ObsStore::U8(_) => ObsStore::U8(Vec::new()),
-            ObsStore::F32(_) => ObsStore::F32(Vec::new()),
-        };
+        self.next_obs.release();
     }
 
-    /// The rollout's observations as one `[rows, ...obs_shape]` tensor on the CPU. Images are
-    /// viewed in place (no copy); the tensor must be dropped before the rollout changes.
+    /// The rollout's observations as one `[rows, ...obs_shape]` tensor on the CPU, sharing
+    /// the store's storage (no copy). Safe to keep: later records write other rows, or new
+    /// values into rows a rollout no longer uses, never freed memory.
     pub fn obs_tensor(&self, obs_shape: &[i64]) -> Tensor {
         let mut shape = vec![self.rows() as i64];
         shape.extend_from_slice(obs_shape);
-        match &self.obs {
-            // SAFETY: `v` holds exactly rows * numel initialised bytes; the caller keeps the
-            // rollout borrowed (unchanged, alive) for as long as the tensor lives.
-            ObsStore::U8(v) => unsafe { Tensor::from_blob(v.as_ptr(), &shape, &[], Kind::Uint8, Device::Cpu) },
-            ObsStore::F32(v) => Tensor::from_slice(v).reshape(&shape),
-        }
+        self.obs.tensor().view(shape.as_slice())
     }
 
     /// The observations after the last step, `[n, ...obs_shape]`.
     pub fn next_obs_tensor(&self, obs_shape: &[i64]) -> Tensor {
         let mut shape = vec![self.n as i64];
         shape.extend_from_slice(obs_shape);
-        match &self.next_obs {
-            ObsStore::U8(v) => Tensor::from_slice(v).reshape(&shape),
-            ObsStore::F32(v) => Tensor::from_slice(v).reshape(&shape),
-        }
+        self.next_obs.tensor().view(shape.as_slice())
     }
 }
 

@@ -14,9 +14,8 @@
 //! caller's buffer, which keeps it well above 100k steps/s on one core.
 
 use metarl_plugin_api::abi_stable::std_types::RVec;
-use metarl_plugin_api::env::{EpisodeStat, Trajectory};
-use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::parse_config;
 use serde::Deserialize;
 
 /// Default frame side in pixels.
@@ -25,6 +24,8 @@ pub const FRAME: usize = 64;
 pub const NUM_TASKS: u64 = 16;
 /// Actions: no-op, up, down, left, right.
 pub const NUM_ACTIONS: u32 = 5;
+/// Demonstrations, trials, and the true last frame of every episode.
+pub const CAPS: Caps = Caps(Caps::ENV_DEMOS.0 | Caps::ENV_TRIALS.0 | Caps::ENV_FINAL_OBS.0);
 
 /// A task family of this plugin, registered with `inventory`.
 pub struct FamilyDef {
@@ -103,7 +104,7 @@ pub fn goal_cell(task: u64, size: u32) -> (u32, u32) {
     (k / size, k % size)
 }
 
-/// SplitMix64: tiny, fast and good enough for task sampling and start positions.
+/// SplitMix64 (the kit's): tiny, fast and good enough for task sampling and start positions.
 #[derive(Clone, Debug)]
 struct Rng(u64);
 
@@ -114,11 +115,7 @@ impl Rng {
         r
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        metarl_plugin_kit::seeds::splitmix64(&mut self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -274,8 +271,11 @@ impl Gridworld {
         }
     }
 
-    fn write_obs(&self, obs: &mut ObsMut<'_>) -> Result<(), PluginError> {
-        let ObsMut::U8(buf) = obs else {
+    fn write_obs(&self, obs: &mut [ArrayMut<'_>]) -> Result<(), PluginError> {
+        let [part] = obs else {
+            return Err(PluginError::invalid(format!("gridworld observations have one part, got {}", obs.len())));
+        };
+        let Some(buf) = part.u8() else {
             return Err(PluginError::invalid("gridworld observations are u8 images"));
         };
         let n = self.frame * self.frame * 3;
@@ -333,6 +333,7 @@ impl Env for Gridworld {
             action: ActionSpace::discrete(NUM_ACTIONS),
             num_envs: self.slots.len() as u32,
             max_episode_steps: self.max_steps,
+            caps: CAPS,
         }
     }
 
@@ -346,18 +347,27 @@ impl Env for Gridworld {
         }
         self.finished.clear();
         self.ready = true;
-        self.write_obs(&mut out.obs)
+        self.write_obs(out.obs.as_mut_slice())
     }
 
-    fn step(&mut self, actions: ActionsRef<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
+    fn step(&mut self, actions: Arrays<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
         if !self.ready {
             return Err(PluginError::invalid("step called before reset"));
         }
         let n = self.slots.len();
-        let ActionsRef::Discrete(actions) = actions else {
-            return Err(PluginError::invalid("gridworld takes discrete actions"));
+        let Some(actions) = actions.first().filter(|_| actions.len() == 1).and_then(|a| a.i32()) else {
+            return Err(PluginError::invalid("gridworld takes one part of discrete (i32) actions"));
         };
         check_len("action", actions.len(), n)?;
+        let frame_len = self.frame * self.frame * 3;
+        let mut final_obs = match out.final_obs.as_mut_slice() {
+            [] => None,
+            [part] => match part.u8() {
+                Some(b) if b.len() == n * frame_len => Some(b),
+                _ => return Err(PluginError::invalid("final_obs buffer does not fit the observation space")),
+            },
+            _ => return Err(PluginError::invalid("final_obs has more parts than the observation space")),
+        };
         for (name, len) in [
             ("reward", out.reward.len()),
             ("terminated", out.terminated.len()),
@@ -389,6 +399,9 @@ impl Env for Gridworld {
             out.task_end[i] = 0;
             if reached || timeout {
                 let s = &self.slots[i];
+                if let Some(f) = final_obs.as_deref_mut() {
+                    f[i * frame_len..(i + 1) * frame_len].copy_from_slice(&s.frame);
+                }
                 self.finished.push(EpisodeStat { env: i as u32, task: s.task, ret: s.ret, len: s.steps, success: reached });
                 let last_trial = s.trial >= self.trials;
                 out.task_end[i] = last_trial as u8;
@@ -396,7 +409,7 @@ impl Env for Gridworld {
             }
             out.task[i] = self.slots[i].task;
         }
-        self.write_obs(&mut out.obs)
+        self.write_obs(out.obs.as_mut_slice())
     }
 
     fn take_episodes(&mut self) -> Vec<EpisodeStat> {
@@ -442,8 +455,8 @@ impl Env for Gridworld {
             debug_assert_eq!(obs.len(), n * (actions.len() + 1));
             out.push(Trajectory {
                 task,
-                obs: ObsBuf::U8(obs.into()),
-                actions: ActionBuf::Discrete(actions.into()),
+                obs: vec![Array::from_slice(&obs)].into(),
+                actions: vec![Array::from_slice(&actions)].into(),
                 rewards: RVec::from(rewards),
                 success: pos == goal,
             });
@@ -456,21 +469,21 @@ impl Env for Gridworld {
 pub struct GridworldPlugin;
 
 impl PluginFactory for GridworldPlugin {
-    const KIND: PluginKind = PluginKind::Env;
+    const KIND: PluginKind = PluginKind::ENV;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "gridworld".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Env,
+            kind: PluginKind::ENV,
             description: "multi-task pixel gridworld (64x64x3 by default, 5 actions, sparse reward); for tests".into(),
-            caps: Caps::ENV_DEMOS | Caps::ENV_TRIALS,
+            caps: CAPS,
             families: families()
                 .into_iter()
                 .map(|f| TaskFamily {
                     name: f.name.into(),
                     description: f.description.into(),
-                    tasks: TaskSet::Indexed { count: NUM_TASKS },
+                    tasks: TaskSet::indexed(NUM_TASKS),
                 })
                 .collect(),
             requires: Caps::NONE,

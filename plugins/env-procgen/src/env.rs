@@ -110,13 +110,7 @@ pub struct ProcgenEnv {
     dropped_warned: bool,
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use metarl_plugin_kit::seeds::splitmix64;
 
 fn mix(a: u64, b: u64) -> u64 {
     let mut s = a;
@@ -143,7 +137,7 @@ impl ProcgenEnv {
         if req.trials == 0 {
             return Err(PluginError::invalid("procgen: trials must be at least 1"));
         }
-        let cfg: Config = metarl_plugin_api::export::parse_config("procgen", req.config.as_str())?;
+        let cfg: Config = metarl_plugin_kit::parse_config("procgen", req.config.as_str())?;
         let mode = cfg.distribution_mode;
         if !game.supports(mode) {
             return Err(PluginError::invalid(format!(
@@ -312,6 +306,14 @@ fn choose_levels(tasks: &[u64], trials: u32) -> Levels {
     }
 }
 
+/// The one observation part, as bytes.
+fn image_part<'a>(parts: &'a mut [ArrayMut<'_>]) -> Result<&'a mut [u8], PluginError> {
+    match parts {
+        [part] => part.u8().ok_or_else(|| PluginError::invalid("procgen: observations are u8 images")),
+        _ => Err(PluginError::invalid(format!("procgen: observations have one part, got {}", parts.len()))),
+    }
+}
+
 fn check_len(what: &str, got: usize, want: usize) -> Result<(), PluginError> {
     if got != want {
         return Err(PluginError::invalid(format!("procgen: {what} buffer has {got} elements, expected {want}")));
@@ -327,15 +329,16 @@ impl Env for ProcgenEnv {
             num_envs: self.num as u32,
             // With sequential levels an episode spans levels, each with its own limit.
             max_episode_steps: if self.cfg.use_sequential_levels { 0 } else { self.timeout },
+            // libenv resets a game inside its step, so the last frame of an episode is never
+            // seen: no ENV_FINAL_OBS.
+            caps: crate::CAPS,
         }
     }
 
     fn reset(&mut self, seed: u64, out: ResetBuffers<'_>) -> Result<(), PluginError> {
         let n = self.num;
-        let ResetBuffers { obs, mut task } = out;
-        let ObsMut::U8(mut obs) = obs else {
-            return Err(PluginError::invalid("procgen: observations are u8 images"));
-        };
+        let ResetBuffers { mut obs, mut task } = out;
+        let obs = image_part(obs.as_mut_slice())?;
         check_len("observation", obs.len(), n * OBS_BYTES)?;
         check_len("task", task.len(), n)?;
 
@@ -386,26 +389,24 @@ impl Env for ProcgenEnv {
         self.apply_steers()?;
 
         let venv = self.venv.as_ref().unwrap();
-        obs.as_mut_slice().copy_from_slice(venv.obs());
+        obs.copy_from_slice(venv.obs());
         for (t, &l) in task.as_mut_slice().iter_mut().zip(venv.level_seed()) {
             *t = l as u64;
         }
         Ok(())
     }
 
-    fn step(&mut self, actions: ActionsRef<'_>, out: StepBuffers<'_>) -> Result<(), PluginError> {
+    fn step(&mut self, actions: Arrays<'_>, out: StepBuffers<'_>) -> Result<(), PluginError> {
         let n = self.num;
-        let ActionsRef::Discrete(actions) = actions else {
-            return Err(PluginError::invalid("procgen: actions are discrete"));
+        let Some(actions) = actions.first().filter(|_| actions.len() == 1).and_then(|a| a.i32()) else {
+            return Err(PluginError::invalid("procgen: actions are one part of discrete (i32) indices"));
         };
         check_len("action", actions.len(), n)?;
         if let Some(a) = actions.iter().find(|&&a| !(0..NUM_ACTIONS as i32).contains(&a)) {
             return Err(PluginError::invalid(format!("procgen: action {a} is out of range 0..{NUM_ACTIONS}")));
         }
-        let StepBuffers { obs, mut reward, mut terminated, mut truncated, mut success, mut task_end, mut task } = out;
-        let ObsMut::U8(mut obs) = obs else {
-            return Err(PluginError::invalid("procgen: observations are u8 images"));
-        };
+        let StepBuffers { mut obs, mut reward, mut terminated, mut truncated, mut success, mut task_end, mut task, .. } = out;
+        let obs = image_part(obs.as_mut_slice())?;
         check_len("observation", obs.len(), n * OBS_BYTES)?;
         for (what, len) in [
             ("reward", reward.len()),
@@ -421,12 +422,12 @@ impl Env for ProcgenEnv {
             return Err(PluginError::invalid("procgen: step called before reset"));
         };
 
-        venv.actions_mut().copy_from_slice(&actions);
+        venv.actions_mut().copy_from_slice(actions);
         venv.step();
 
         // libenv renders into buffers it was given once, at creation (libenv_set_buffers may
         // not be called again), while the caller lends new buffers on every call: one copy.
-        obs.as_mut_slice().copy_from_slice(venv.obs());
+        obs.copy_from_slice(venv.obs());
 
         let (reward, terminated, truncated) =
             (reward.as_mut_slice(), terminated.as_mut_slice(), truncated.as_mut_slice());

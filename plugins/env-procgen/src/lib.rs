@@ -25,26 +25,29 @@ use metarl_plugin_api::prelude::*;
 
 pub use env::{Config, ProcgenEnv, LEVELS, NUM_ACTIONS};
 
+/// Trials (for RL²); no final observations (libenv resets inside its step).
+pub const CAPS: Caps = Caps::ENV_TRIALS;
+
 /// The plugin's factory.
 pub struct ProcgenPlugin;
 
 impl PluginFactory for ProcgenPlugin {
-    const KIND: PluginKind = PluginKind::Env;
+    const KIND: PluginKind = PluginKind::ENV;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "procgen".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Env,
+            kind: PluginKind::ENV,
             description: "Procgen Benchmark 0.10.7: 16 games, tasks are level seeds (needs procgen2==0.10.7 in .venv)"
                 .into(),
-            caps: Caps::ENV_TRIALS,
+            caps: CAPS,
             families: games::GAMES
                 .iter()
                 .map(|g| TaskFamily {
                     name: g.name.into(),
                     description: g.description.into(),
-                    tasks: TaskSet::Indexed { count: LEVELS },
+                    tasks: TaskSet::indexed(LEVELS),
                 })
                 .collect::<Vec<_>>()
                 .into(),

@@ -6,26 +6,29 @@
 //! task buffers, so frequent tasks do not dominate. Adaptation is plain fine-tuning on the
 //! held-out task. Works with any base algorithm.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
-use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::driver::{self, Train};
+use metarl_plugin_kit::parse_config;
+use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
 
 /// Config keys (all optional).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
-    /// Off-policy: tasks whose buffers each update samples from (K).
+    /// Off-policy: tasks whose buffers each update samples from (K). The study's Atari MT
+    /// samples 2 games per update.
     tasks_per_update: u32,
-    /// Off-policy: samples drawn from each of those tasks per gradient step.
-    samples_per_task: u32,
-    /// Off-policy: gradient steps per update.
-    grad_steps: u32,
+    /// Off-policy: samples drawn from each of those tasks per gradient step (default: the
+    /// algo's batch size divided among the K tasks, 2 x 16 for DER's 32).
+    samples_per_task: Option<u32>,
+    /// Off-policy: gradient steps per update (default: the algo's).
+    grad_steps: Option<u32>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { tasks_per_update: 4, samples_per_task: 32, grad_steps: 1 }
+        Self { tasks_per_update: 2, samples_per_task: None, grad_steps: None }
     }
 }
 
@@ -47,29 +50,13 @@ impl Mt {
         pool
     }
 
-    /// Off-policy multi-task training: collect on all tasks, update on K task buffers at a time.
-    fn train_off_policy(&mut self, ctx: &mut MetaContext<'_>, seed: u64) -> Result<(), PluginError> {
-        let info = ctx.algo.info().into_result()?;
-        let env = ctx.host.make_env(ctx.tasks, ctx.num_envs, 1, seed).into_result()?;
-        let mut d = Driver::new(env, ctx.algo, seed, MemoryReset::Episode)?;
-        let tasks = ctx.tasks.to_vec();
-        while d.env_steps < ctx.budget_env_steps {
-            for _ in 0..info.steps_per_update.max(1) {
-                d.step(ctx.algo, true, false)?;
-            }
-            let chosen = if tasks.is_empty() { Vec::new() } else { self.sample_tasks(&tasks, self.cfg.tasks_per_update as usize) };
-            let plan = UpdatePlan {
-                tasks: chosen.into(),
-                samples_per_task: self.cfg.samples_per_task,
-                grad_steps: self.cfg.grad_steps,
-                want_context_grad: false,
-            };
-            let stats = driver::update(ctx.algo, &plan)?;
-            if !ctx.host.progress(ctx.algo, d.env_steps, stats.scalars.as_slice().into()).into_result()? {
-                break;
-            }
-        }
-        Ok(())
+    /// The off-policy plan: K of the tasks with recorded data, the same number of samples
+    /// from each.
+    fn plan(&mut self, info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
+        let k = self.cfg.tasks_per_update as usize;
+        let chosen = self.sample_tasks(recorded, k);
+        let per_task = self.cfg.samples_per_task.unwrap_or((info.batch_size / k.min(chosen.len()).max(1) as u32).max(1));
+        UpdatePlan::off_policy(chosen, per_task, self.cfg.grad_steps.unwrap_or(info.grad_steps))
     }
 }
 
@@ -78,19 +65,26 @@ impl Meta for Mt {
         MetaInfo { requires: Caps::NONE, env_requires: Caps::NONE, context_dim: 0 }
     }
 
+    /// One policy on all training tasks: one batched env samples them all; on-policy algos
+    /// learn from its rollouts, off-policy ones from K task buffers at a time.
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let info = ctx.algo.info().into_result()?;
         let seed = self.seeds.next();
-        if info.caps.contains(Caps::OFF_POLICY) && !info.caps.contains(Caps::ON_POLICY) {
-            self.train_off_policy(&mut ctx, seed)
-        } else {
-            driver::train(&mut ctx, seed).map(drop)
-        }
+        let budget = ctx.budget_env_steps;
+        let mut plan = |info: &AlgoInfo, recorded: &[u64]| {
+            if driver::is_on_policy(info) {
+                driver::default_plan(info, recorded)
+            } else {
+                self.plan(info, recorded)
+            }
+        };
+        driver::train(&mut ctx, seed, Train { planner: Some(&mut plan), ..Train::plain(budget) }).map(drop)
     }
 
+    /// Fine-tuning: keep training the agent on the held-out task.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         let seed = self.seeds.next();
-        driver::train(&mut ctx, seed).map(drop)
+        let budget = ctx.budget_env_steps;
+        driver::train(&mut ctx, seed, Train::plain(budget)).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
@@ -107,13 +101,13 @@ impl Meta for Mt {
 pub struct MtPlugin;
 
 impl PluginFactory for MtPlugin {
-    const KIND: PluginKind = PluginKind::Meta;
+    const KIND: PluginKind = PluginKind::META;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "mt".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Meta,
+            kind: PluginKind::META,
             description: "multi-task pretraining, then fine-tuning".into(),
             caps: Caps::NONE,
             families: Default::default(),
@@ -123,7 +117,7 @@ impl PluginFactory for MtPlugin {
 
     fn new_meta(req: &MetaRequest) -> Result<Box<dyn Meta>, PluginError> {
         let cfg: Config = parse_config("mt", &req.config)?;
-        if cfg.tasks_per_update == 0 || cfg.samples_per_task == 0 || cfg.grad_steps == 0 {
+        if cfg.tasks_per_update == 0 || cfg.samples_per_task == Some(0) || cfg.grad_steps == Some(0) {
             return Err(PluginError::invalid("mt config: tasks_per_update, samples_per_task and grad_steps must be at least 1"));
         }
         Ok(Box::new(Mt { cfg, seeds: SeedStream::new(req.seed ^ 0x4d54) }))

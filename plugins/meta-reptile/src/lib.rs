@@ -8,9 +8,10 @@
 //! off-policy algos draw their inner batches from that task's buffer. Adaptation is plain
 //! fine-tuning.
 
-use metarl_plugin_api::driver::{self, Driver, MemoryReset, SeedStream};
-use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::driver::{self, Train};
+use metarl_plugin_kit::parse_config;
+use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
 
 /// Config keys (all optional).
@@ -23,15 +24,16 @@ pub struct Config {
     pub epsilon: f64,
     /// ε at the end of pretraining; linearly annealed from `epsilon` (equal = constant).
     pub epsilon_end: Option<f64>,
-    /// Off-policy: samples per inner gradient step from the task's buffer.
-    pub samples_per_task: u32,
-    /// Off-policy: gradient steps per inner update.
-    pub grad_steps: u32,
+    /// Off-policy: samples per inner gradient step from the task's buffer (default: the
+    /// algo's batch size).
+    pub samples_per_task: Option<u32>,
+    /// Off-policy: gradient steps per inner update (default: the algo's).
+    pub grad_steps: Option<u32>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { inner_updates: 3, epsilon: 1.0, epsilon_end: Some(0.0), samples_per_task: 32, grad_steps: 1 }
+        Self { inner_updates: 3, epsilon: 1.0, epsilon_end: Some(0.0), samples_per_task: None, grad_steps: None }
     }
 }
 
@@ -61,53 +63,58 @@ impl Meta for Reptile {
         if ctx.tasks.is_empty() {
             return Err(PluginError::invalid("reptile needs an explicit list of training tasks"));
         }
-        let info = ctx.algo.info().into_result()?;
-        let on_policy = !(info.caps.contains(Caps::OFF_POLICY) && !info.caps.contains(Caps::ON_POLICY));
+        let (samples, grad_steps) = (self.cfg.samples_per_task, self.cfg.grad_steps);
         let eps_end = self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon);
-        let mut steps = 0u64;
+        let (mut steps, mut recorded) = (0u64, 0u64);
+        if !driver::progress(&mut ctx, 0, &[], &[])? {
+            return Ok(());
+        }
         while steps < ctx.budget_env_steps {
             // 1. One training task, and the parameters before adapting to it.
             let task = ctx.tasks[self.seeds.below(ctx.tasks.len())];
             let theta_old = ctx.algo.params().into_result()?;
-            // 2. k inner updates on that task alone.
-            let env = ctx.host.make_env(std::slice::from_ref(&task).into(), ctx.num_envs, 1, self.seeds.next()).into_result()?;
-            let mut d = Driver::new(env, ctx.algo, self.seeds.next(), MemoryReset::Episode)?;
-            let mut scalars = Vec::new();
-            for _ in 0..self.cfg.inner_updates {
-                for _ in 0..info.steps_per_update.max(1) {
-                    d.step(ctx.algo, true, false)?;
-                }
-                let plan = if on_policy {
-                    UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false }
+            // 2. k inner updates on that task alone (fresh rollouts on-policy; the task's
+            //    buffer off-policy).
+            let mut plan = |info: &AlgoInfo, _: &[u64]| {
+                if driver::is_on_policy(info) {
+                    UpdatePlan::on_policy(grad_steps.unwrap_or(info.grad_steps))
                 } else {
-                    UpdatePlan {
-                        tasks: vec![task].into(),
-                        samples_per_task: self.cfg.samples_per_task,
-                        grad_steps: self.cfg.grad_steps,
-                        want_context_grad: false,
-                    }
-                };
-                scalars = driver::update(ctx.algo, &plan)?.scalars.into_vec();
-            }
-            steps += d.env_steps;
+                    UpdatePlan::off_policy(vec![task], samples.unwrap_or(info.batch_size), grad_steps.unwrap_or(info.grad_steps))
+                }
+            };
+            let inner = Train {
+                tasks: vec![task],
+                max_updates: Some(self.cfg.inner_updates as u64),
+                report: false,
+                recorded_before: recorded,
+                planner: Some(&mut plan),
+                ..Train::plain(ctx.budget_env_steps - steps)
+            };
+            let seed = self.seeds.next();
+            let done = driver::train(&mut ctx, seed, inner)?;
+            steps += done.env_steps;
+            recorded += done.recorded;
             // 3. Outer update: move part of the way towards the adapted parameters.
             let theta_k = ctx.algo.params().into_result()?;
             let epsilon = epsilon_at(self.cfg.epsilon, eps_end, steps, ctx.budget_env_steps);
             let theta = outer_update(&theta_old, &theta_k, epsilon);
             ctx.algo.set_params(theta.as_slice().into()).into_result()?;
             self.outer_iterations += 1;
+            let mut scalars = done.scalars;
             scalars.push(Scalar::new("reptile_epsilon", epsilon));
             scalars.push(Scalar::new("reptile_task", task as f64));
-            if !ctx.host.progress(ctx.algo, steps, scalars.as_slice().into()).into_result()? {
+            if !driver::progress(&mut ctx, steps, &scalars, &[])? {
                 break;
             }
         }
         Ok(())
     }
 
+    /// Fine-tuning from the meta-learnt initialisation.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         let seed = self.seeds.next();
-        driver::train(&mut ctx, seed).map(drop)
+        let budget = ctx.budget_env_steps;
+        driver::train(&mut ctx, seed, Train::plain(budget)).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
@@ -130,13 +137,13 @@ impl Meta for Reptile {
 pub struct ReptilePlugin;
 
 impl PluginFactory for ReptilePlugin {
-    const KIND: PluginKind = PluginKind::Meta;
+    const KIND: PluginKind = PluginKind::META;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "reptile".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Meta,
+            kind: PluginKind::META,
             description: "first-order Reptile, then fine-tuning; any base algorithm".into(),
             caps: Caps::NONE,
             families: Default::default(),

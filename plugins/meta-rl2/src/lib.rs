@@ -11,9 +11,10 @@
 //! Requires an on-policy algo with a recurrent core fed RL² inputs, and an env that can repeat
 //! a task for several trials.
 
-use metarl_plugin_api::driver::{self, MemoryReset, Rollouts, SeedStream};
-use metarl_plugin_api::export::parse_config;
 use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::driver::{self, MemoryReset, Train};
+use metarl_plugin_kit::parse_config;
+use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
 
 /// What RL² needs of the algo.
@@ -47,14 +48,18 @@ impl Meta for Rl2 {
 
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         // Memory survives episode ends and is cleared only when a new task starts.
-        let r = Rollouts { trials: self.cfg.trials, memory: MemoryReset::Task, learn: true };
-        driver::roll(&mut ctx, self.seeds.next(), r).map(drop)
+        let budget = ctx.budget_env_steps;
+        let t = Train { trials: self.cfg.trials, memory: MemoryReset::Task, ..Train::plain(budget) };
+        driver::train(&mut ctx, self.seeds.next(), t).map(drop)
     }
 
+    /// No gradient step: the agent plays trials on the held-out task and adapts in memory.
+    /// Evaluation episodes start from the memory it has at that point.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         let trials = self.cfg.adapt_trials.unwrap_or(self.cfg.trials);
-        let r = Rollouts { trials, memory: MemoryReset::Task, learn: false };
-        driver::roll(&mut ctx, self.seeds.next(), r).map(drop)
+        let budget = ctx.budget_env_steps;
+        let t = Train { trials, memory: MemoryReset::Task, learn: false, ..Train::plain(budget) };
+        driver::train(&mut ctx, self.seeds.next(), t).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
@@ -71,13 +76,13 @@ impl Meta for Rl2 {
 pub struct Rl2Plugin;
 
 impl PluginFactory for Rl2Plugin {
-    const KIND: PluginKind = PluginKind::Meta;
+    const KIND: PluginKind = PluginKind::META;
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
             name: "rl2".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Meta,
+            kind: PluginKind::META,
             description: "RL²: recurrent agent meta-trained over trials; adapts without gradients".into(),
             caps: Caps::NONE,
             families: Default::default(),

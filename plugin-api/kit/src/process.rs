@@ -41,3 +41,17 @@ mod imp {
         false
     }
 }
+
+/// Sets the thread count of OpenMP and MKL for the whole process (`OMP_NUM_THREADS`,
+/// `MKL_NUM_THREADS`), unless the environment already sets them. Call once at start, before
+/// any plugin is loaded: libtorch reads them when it first starts its pool, and plugins then
+/// get the same number in their requests (`AlgoRequest::threads`), so none of them needs to
+/// change the pool.
+pub fn limit_threads(threads: u32) {
+    for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            // Called from the main thread before other threads exist.
+            std::env::set_var(var, threads.max(1).to_string());
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! Rollout plumbing: an env driven by an algo, the one training loop, and evaluation.
+//!
+//! Every meta-method needs the same loop: act, step, record, carry the recurrent state and the
+//! previous action and reward, reset them where an episode (or an RL² task) ends, update when
+//! enough data is in, report progress and evaluate when the host asks. It lives here once, as
+//! plain Rust over the FFI objects, so a meta plugin's own code can read like its paper's
+//! pseudo-code. Nothing here crosses the boundary.
+//!
+//! - [`EnvBatch`]: a batched env and the buffers its outputs land in.
+//! - [`Driver`]: an `EnvBatch` driven by an algo; after each step, [`Driver::last`] shows that
+//!   step's transition columns (what PEARL fills its context buffer from).
+//! - [`train`]: the training loop, for on-policy rollouts and off-policy steps-per-update with
+//!   learning-starts alike; it spends the budget exactly.
+//! - [`evaluate`]: an evaluation the host asked for, played through the meta-method's agent.
+
+use std::collections::BTreeSet;
+
+use abi_stable::std_types::{RSlice, RVec};
+use metarl_plugin_api::abi_stable;
+use metarl_plugin_api::algo::{ActInput, ActOutput, AlgoBox, AlgoInfo, Transitions, UpdatePlan, UpdateStats};
+use metarl_plugin_api::env::{EnvBox, EnvSpec, EpisodeStat, ResetBuffers, StepBuffers, Trajectory};
+use metarl_plugin_api::meta::{eval_quota, EvalRequest, MetaContext};
+use metarl_plugin_api::types::*;
+
+use crate::buf::{Data, SpaceBuf};
+use crate::seeds::SeedStream;
+
+/// A failed call on an env, algo or host object: which call, and the plugin's error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailed {
+    /// The call, e.g. `step`.
+    pub call: &'static str,
+    /// The plugin's error.
+    pub error: PluginError,
+}
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.call, self.error)
+    }
+}
+
+impl std::error::Error for CallFailed {}
+
+impl From<CallFailed> for PluginError {
+    fn from(e: CallFailed) -> Self {
+        PluginError { kind: e.error.kind, message: format!("{} failed: {}", e.call, e.error.message).into() }
+    }
+}
+
+/// A plugin call's result, with the call named in the error.
+pub fn ffi<T>(call: &'static str, r: PResult<T>) -> Result<T, CallFailed> {
+    r.into_result().map_err(|error| CallFailed { call, error })
+}
+
+/// When the recurrent state (and the previous action and reward) go back to zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryReset {
+    /// At every episode end (ordinary recurrent policies).
+    Episode,
+    /// Only when the env signals `task_end`: memory carries across the trials of one task (RL²).
+    Task,
+}
+
+/// A batched env with the buffers its outputs land in.
+///
+/// The env writes each step's observations into a spare buffer which is then swapped in, so
+/// the observations an action was taken in stay available ([`EnvBatch::prev_obs`]) without a
+/// copy: what a transition needs.
+pub struct EnvBatch {
+    env: EnvBox,
+    /// The env's spaces and batch size.
+    pub spec: EnvSpec,
+    /// Current observations (after the latest reset or step).
+    pub obs: SpaceBuf,
+    spare_obs: SpaceBuf,
+    /// True last observations of the episodes that ended on the latest step (rows where
+    /// `terminated | truncated`); only with [`Caps::ENV_FINAL_OBS`].
+    pub final_obs: Option<SpaceBuf>,
+    /// Task of each current observation.
+    pub task: Vec<u64>,
+    spare_task: Vec<u64>,
+    /// Rewards of the latest step.
+    pub reward: Vec<f32>,
+    /// Terminal flags of the latest step.
+    pub terminated: Vec<u8>,
+    /// Truncation flags of the latest step.
+    pub truncated: Vec<u8>,
+    /// Success flags of the latest step.
+    pub success: Vec<u8>,
+    /// End-of-task flags of the latest step (last trial of a task finished).
+    pub task_end: Vec<u8>,
+}
+
+impl EnvBatch {
+    /// Wraps `env`, sizing buffers from its spec.
+    pub fn new(env: EnvBox) -> Result<Self, CallFailed> {
+        let spec = ffi("spec", env.spec())?;
+        let n = spec.num_envs as usize;
+        Ok(Self {
+            obs: SpaceBuf::zeros(&spec.obs, n),
+            spare_obs: SpaceBuf::zeros(&spec.obs, n),
+            final_obs: spec.caps.contains(Caps::ENV_FINAL_OBS).then(|| SpaceBuf::zeros(&spec.obs, n)),
+            task: vec![0; n],
+            spare_task: vec![0; n],
+            reward: vec![0.0; n],
+            terminated: vec![0; n],
+            truncated: vec![0; n],
+            success: vec![0; n],
+            task_end: vec![0; n],
+            spec,
+            env,
+        })
+    }
+
+    /// Number of envs.
+    pub fn num_envs(&self) -> usize {
+        self.spec.num_envs as usize
+    }
+
+    /// Resets every env with `seed`.
+    pub fn reset(&mut self, seed: u64) -> Result<(), CallFailed> {
+        let mut obs = self.obs.views_mut();
+        ffi("reset", self.env.reset(seed, ResetBuffers { obs: obs.as_mut_slice().into(), task: self.task.as_mut_slice().into() }))
+    }
+
+    /// Steps every env once; the observations acted in become [`EnvBatch::prev_obs`].
+    pub fn step(&mut self, actions: &[ArrayRef<'_>]) -> Result<(), CallFailed> {
+        {
+            let mut obs = self.spare_obs.views_mut();
+            let mut final_obs = self.final_obs.as_mut().map(|f| f.views_mut()).unwrap_or_default();
+            ffi(
+                "step",
+                self.env.step(
+                    actions.into(),
+                    StepBuffers {
+                        obs: obs.as_mut_slice().into(),
+                        final_obs: final_obs.as_mut_slice().into(),
+                        reward: self.reward.as_mut_slice().into(),
+                        terminated: self.terminated.as_mut_slice().into(),
+                        truncated: self.truncated.as_mut_slice().into(),
+                        success: self.success.as_mut_slice().into(),
+                        task_end: self.task_end.as_mut_slice().into(),
+                        task: self.spare_task.as_mut_slice().into(),
+                    },
+                ),
+            )?;
+        }
+        std::mem::swap(&mut self.obs, &mut self.spare_obs);
+        std::mem::swap(&mut self.task, &mut self.spare_task);
+        Ok(())
+    }
+
+    /// Observations the latest step's actions were taken in.
+    pub fn prev_obs(&self) -> &SpaceBuf {
+        &self.spare_obs
+    }
+
+    /// Tasks of [`EnvBatch::prev_obs`].
+    pub fn prev_task(&self) -> &[u64] {
+        &self.spare_task
+    }
+
+    /// Episodes finished since the last call.
+    pub fn take_episodes(&mut self) -> Result<Vec<EpisodeStat>, CallFailed> {
+        Ok(ffi("take_episodes", self.env.take_episodes())?.into_vec())
+    }
+
+    /// Expert demonstrations (needs [`Caps::ENV_DEMOS`]).
+    pub fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> Result<Vec<Trajectory>, CallFailed> {
+        Ok(ffi("demos", self.env.demos(task, episodes, seed))?.into_vec())
+    }
+}
+
+/// The columns of the latest step, borrowed from a [`Driver`]: what [`Driver::step`] recorded
+/// (or would have), and what a meta-method that keeps its own buffers (PEARL) reads.
+pub struct LastStep<'a> {
+    /// Observations acted in, one view per part.
+    pub obs: Vec<ArrayRef<'a>>,
+    /// Actions taken.
+    pub actions: Vec<ArrayRef<'a>>,
+    /// Rewards received.
+    pub rewards: &'a [f32],
+    /// Terminal flags (for RL²'s task-scoped memory: only where the task ended).
+    pub terminated: &'a [u8],
+    /// Truncation flags (masked like `terminated`).
+    pub truncated: &'a [u8],
+    /// Observations after the step.
+    pub next_obs: Vec<ArrayRef<'a>>,
+    /// Task of each row.
+    pub task: &'a [u64],
+    /// True last observations where an episode ended (no parts without the env capability).
+    pub final_obs: Vec<ArrayRef<'a>>,
+    /// Extras `act` returned.
+    pub extras: &'a [f32],
+    /// Recurrent state before the step (empty if not recurrent).
+    pub state: &'a [f32],
+    /// Previous actions given to `act`.
+    pub prev_action: Vec<ArrayRef<'a>>,
+    /// Previous rewards given to `act`.
+    pub prev_reward: &'a [f32],
+    /// 1 where `obs` started an episode.
+    pub first: &'a [u8],
+    /// Context rows given to `act` (empty without context).
+    pub context: &'a [f32],
+}
+
+impl LastStep<'_> {
+    /// The columns as the ABI's [`Transitions`].
+    pub fn transitions(&self) -> Transitions<'_> {
+        Transitions {
+            obs: self.obs.as_slice().into(),
+            actions: self.actions.as_slice().into(),
+            rewards: self.rewards.into(),
+            terminated: self.terminated.into(),
+            truncated: self.truncated.into(),
+            next_obs: self.next_obs.as_slice().into(),
+            task: self.task.into(),
+            final_obs: self.final_obs.as_slice().into(),
+            extras: self.extras.into(),
+            state: self.state.into(),
+            prev_action: self.prev_action.as_slice().into(),
+            prev_reward: self.prev_reward.into(),
+            first: self.first.into(),
+            context: self.context.into(),
+            more: RSlice::from_slice(&[]),
+        }
+    }
+}
+
+/// A batched env driven by an algo: carries recurrent state, previous actions and rewards.
+///
+/// After [`Driver::step`] every buffer still holds that step's inputs and outputs
+/// ([`Driver::last`]); the next step's inputs are derived only when it starts.
+pub struct Driver {
+    /// The env and its latest outputs.
+    pub batch: EnvBatch,
+    n: usize,
+    state_dim: usize,
+    memory_reset: MemoryReset,
+    /// Rows the memory returns to where it is reset, instead of zeros (evaluation from an
+    /// RL² agent's memory at that point).
+    snapshot: Option<Vec<f32>>,
+    actions: SpaceBuf,
+    prev_actions: SpaceBuf,
+    prev_reward: Vec<f32>,
+    first: Vec<u8>,
+    state: Vec<f32>,
+    state_before: Vec<f32>,
+    extras: Vec<f32>,
+    rec_terminated: Vec<u8>,
+    rec_truncated: Vec<u8>,
+    stepped: bool,
+    /// Context rows handed to `act` (`num_envs * context_dim`, empty without context).
+    pub context: Vec<f32>,
+    /// Env steps taken so far (summed over envs).
+    pub env_steps: u64,
+}
+
+impl Driver {
+    /// Resets `env` with `seed` and prepares buffers sized for `algo`.
+    pub fn new(env: EnvBox, algo: &AlgoBox, seed: u64, memory_reset: MemoryReset) -> Result<Self, CallFailed> {
+        let mut batch = EnvBatch::new(env)?;
+        batch.reset(seed)?;
+        let info = ffi("info", algo.info())?;
+        let n = batch.num_envs();
+        let state_dim = info.state_dim as usize;
+        Ok(Self {
+            actions: SpaceBuf::zeros(&batch.spec.action, n),
+            prev_actions: SpaceBuf::zeros(&batch.spec.action, n),
+            prev_reward: vec![0.0; n],
+            first: vec![1; n],
+            state: vec![0.0; n * state_dim],
+            state_before: vec![0.0; n * state_dim],
+            extras: vec![0.0; n * info.extras_dim as usize],
+            rec_terminated: vec![0; n],
+            rec_truncated: vec![0; n],
+            stepped: false,
+            snapshot: None,
+            context: Vec::new(),
+            env_steps: 0,
+            batch,
+            n,
+            state_dim,
+            memory_reset,
+        })
+    }
+
+    /// Number of envs.
+    pub fn num_envs(&self) -> usize {
+        self.n
+    }
+
+    /// The recurrent state, `num_envs * state_dim` floats.
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// Starts every env's memory from `rows` (`k * state_dim` floats; env `i` takes row
+    /// `i % k`) and returns to it wherever the memory is reset.
+    pub fn start_from_memory(&mut self, rows: &[f32]) {
+        if self.state_dim == 0 || rows.is_empty() {
+            return;
+        }
+        let k = rows.len() / self.state_dim;
+        let mut snap = vec![0.0; self.n * self.state_dim];
+        for i in 0..self.n {
+            let src = (i % k) * self.state_dim;
+            snap[i * self.state_dim..(i + 1) * self.state_dim].copy_from_slice(&rows[src..src + self.state_dim]);
+        }
+        self.state.copy_from_slice(&snap);
+        self.snapshot = Some(snap);
+    }
+
+    /// One batched step: act, step the env, optionally record the transitions.
+    pub fn step(&mut self, algo: &mut AlgoBox, record: bool, deterministic: bool) -> Result<(), CallFailed> {
+        self.step_with(algo, record, deterministic, |_| {})
+    }
+
+    /// [`Driver::step`], with `explore` given the chosen actions before they go to the env.
+    pub fn step_with(
+        &mut self,
+        algo: &mut AlgoBox,
+        record: bool,
+        deterministic: bool,
+        explore: impl FnOnce(&mut SpaceBuf),
+    ) -> Result<(), CallFailed> {
+        if self.stepped {
+            self.advance();
+        }
+        if self.state_dim > 0 {
+            self.state_before.copy_from_slice(&self.state);
+        }
+        {
+            let obs = self.batch.obs.views();
+            let prev_action = self.prev_actions.views();
+            let mut actions = self.actions.views_mut();
+            ffi(
+                "act",
+                algo.act(
+                    ActInput {
+                        obs: obs.as_slice().into(),
+                        state: self.state.as_mut_slice().into(),
+                        prev_action: prev_action.as_slice().into(),
+                        prev_reward: self.prev_reward.as_slice().into(),
+                        first: self.first.as_slice().into(),
+                        context: self.context.as_slice().into(),
+                        deterministic,
+                    },
+                    ActOutput { actions: actions.as_mut_slice().into(), extras: self.extras.as_mut_slice().into() },
+                ),
+            )?;
+        }
+        explore(&mut self.actions);
+        self.batch.step(&self.actions.views())?;
+        // With task-scoped memory (RL²) the learning episode is the whole run of trials on a
+        // task: returns flow across trial boundaries and stop only where the task ends.
+        for i in 0..self.n {
+            let scope = match self.memory_reset {
+                MemoryReset::Episode => 1,
+                MemoryReset::Task => self.batch.task_end[i],
+            };
+            self.rec_terminated[i] = self.batch.terminated[i] & scope;
+            self.rec_truncated[i] = self.batch.truncated[i] & scope;
+        }
+        self.stepped = true;
+        self.env_steps += self.n as u64;
+        if record {
+            let last = self.last();
+            ffi("record", algo.record(last.transitions()))?;
+        }
+        Ok(())
+    }
+
+    /// The columns of the latest step (valid until the next step).
+    pub fn last(&self) -> LastStep<'_> {
+        let b = &self.batch;
+        LastStep {
+            obs: b.prev_obs().views(),
+            actions: self.actions.views(),
+            rewards: &b.reward,
+            terminated: &self.rec_terminated,
+            truncated: &self.rec_truncated,
+            next_obs: b.obs.views(),
+            task: b.prev_task(),
+            final_obs: b.final_obs.as_ref().map(|f| f.views()).unwrap_or_default(),
+            extras: &self.extras,
+            state: if self.state_dim > 0 { &self.state_before } else { &[] },
+            prev_action: self.prev_actions.views(),
+            prev_reward: &self.prev_reward,
+            first: &self.first,
+            context: &self.context,
+        }
+    }
+
+    /// Derives the next step's inputs from the latest step's outputs.
+    fn advance(&mut self) {
+        std::mem::swap(&mut self.prev_actions, &mut self.actions);
+        self.prev_reward.copy_from_slice(&self.batch.reward);
+        for i in 0..self.n {
+            let episode_end = self.batch.terminated[i] | self.batch.truncated[i];
+            self.first[i] = episode_end;
+            let forget = match self.memory_reset {
+                MemoryReset::Episode => episode_end == 1,
+                MemoryReset::Task => self.batch.task_end[i] == 1,
+            } || (self.snapshot.is_some() && episode_end == 1);
+            if forget {
+                let rows = i * self.state_dim..(i + 1) * self.state_dim;
+                match &self.snapshot {
+                    Some(s) => self.state[rows.clone()].copy_from_slice(&s[rows]),
+                    None => self.state[rows].fill(0.0),
+                }
+                self.prev_reward[i] = 0.0;
+                self.prev_actions.zero_row(i);
+            }
+        }
+    }
+
+    /// Episodes finished since the last call.
+    pub fn take_episodes(&mut self) -> Result<Vec<EpisodeStat>, CallFailed> {
+        self.batch.take_episodes()
+    }
+}
+
+/// Which update [`train`] makes once enough data is in: given the algo's info and the tasks
+/// recorded so far (in first-seen order), the plan.
+pub type Planner<'p> = dyn FnMut(&AlgoInfo, &[u64]) -> UpdatePlan + 'p;
+
+/// The plan of an ordinary update: all epochs over the rollout (on-policy), or the algo's
+/// batch drawn evenly from every recorded task (off-policy).
+pub fn default_plan(info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
+    if is_on_policy(info) {
+        UpdatePlan::on_policy(info.grad_steps.max(1))
+    } else {
+        let per_task = (info.batch_size / recorded.len().max(1) as u32).max(1);
+        UpdatePlan::off_policy(recorded.to_vec(), per_task, info.grad_steps.max(1))
+    }
+}
+
+/// True if the algo learns from rollouts of its current policy.
+pub fn is_on_policy(info: &AlgoInfo) -> bool {
+    info.caps.contains(Caps::ON_POLICY) || !info.caps.contains(Caps::OFF_POLICY)
+}
+
+/// How [`train`] plays, learns and reports.
+pub struct Train<'p> {
+    /// Env steps to spend (summed over envs).
+    pub budget: u64,
+    /// Tasks to train on (a sub-list of the phase's; empty = the phase's).
+    pub tasks: Vec<u64>,
+    /// Episodes per sampled task (RL² trials; 1 otherwise).
+    pub trials: u32,
+    /// When the agent's memory is cleared.
+    pub memory: MemoryReset,
+    /// Record and update; `false` only plays (RL² adaptation).
+    pub learn: bool,
+    /// Stop after this many updates (Reptile's inner loop).
+    pub max_updates: Option<u64>,
+    /// Report progress to the host at the start and after every update, evaluating when
+    /// asked. Off when the caller reports itself (Reptile reports once per outer step).
+    pub report: bool,
+    /// Env steps the algo had recorded before this call (towards `learning_starts`).
+    pub recorded_before: u64,
+    /// The update plan; `None` = [`default_plan`].
+    pub planner: Option<&'p mut Planner<'p>>,
+    /// Called after every step with the driver (PEARL reads [`Driver::last`]).
+    pub on_step: Option<&'p mut dyn FnMut(&Driver) -> Result<(), PluginError>>,
+}
+
+impl<'p> Train<'p> {
+    /// Plain training on the phase's tasks with the base algorithm: fine-tuning, the scratch
+    /// baseline and multi-task pretraining.
+    pub fn plain(budget: u64) -> Self {
+        Self {
+            budget,
+            tasks: Vec::new(),
+            trials: 1,
+            memory: MemoryReset::Episode,
+            learn: true,
+            max_updates: None,
+            report: true,
+            recorded_before: 0,
+            planner: None,
+            on_step: None,
+        }
+    }
+}
+
+/// What a [`train`] call did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trained {
+    /// Env steps taken.
+    pub env_steps: u64,
+    /// Env steps recorded (towards `learning_starts`).
+    pub recorded: u64,
+    /// Updates made.
+    pub updates: u64,
+    /// Diagnostics of the last update.
+    pub scalars: Vec<Scalar>,
+    /// The host asked to stop.
+    pub stopped: bool,
+    /// The agent's memory at the end (RL²), `num_envs * state_dim` floats.
+    pub memory: Vec<f32>,
+}
+
+/// The training loop: plays `t.tasks` with the agent and learns as the algo asks.
+///
+/// - **On-policy**: rollouts of `steps_per_update` steps per env, an update after each. When
+///   less than a rollout of budget is left, the rest is played without learning rather than
+///   updating on a sliver of data (for PPO, many gradient steps on a handful of samples).
+/// - **Off-policy**: every step is recorded; after each `steps_per_update` steps per env, an
+///   update, once `learning_starts` env steps are in.
+///
+/// The budget is spent exactly, rounded up to whole batches of `num_envs` steps. With
+/// `t.report`, progress goes to the host at the start (0 steps) and after every update; an
+/// evaluation it asks for is carried out at once ([`evaluate`], from the agent's current
+/// memory when memory is task-scoped), and a "stop" ends the loop.
+pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<Trained, PluginError> {
+    let info = ffi("info", ctx.algo.info())?;
+    let tasks: Vec<u64> = if t.tasks.is_empty() { ctx.tasks.to_vec() } else { t.tasks.clone() };
+    let env = ffi("make_env", ctx.host.make_env(tasks.as_slice().into(), ctx.num_envs, t.trials, seed))?;
+    let mut d = Driver::new(env, ctx.algo, seed, t.memory)?;
+    let mut out = Trained::default();
+    let carry_memory = t.memory == MemoryReset::Task;
+    if t.report && !progress(ctx, 0, &[], memory_of(&d, carry_memory))? {
+        out.stopped = true;
+        return Ok(out);
+    }
+    let on_policy = is_on_policy(&info);
+    let chunk = info.steps_per_update.max(1) as u64 * d.num_envs() as u64;
+    let mut seen: Vec<u64> = Vec::new();
+    let mut seen_set = BTreeSet::new();
+    while d.env_steps < t.budget && t.max_updates.is_none_or(|m| out.updates < m) {
+        let left = t.budget - d.env_steps;
+        let full = left >= chunk;
+        let record = t.learn && (full || !on_policy);
+        let target = d.env_steps + chunk.min(left);
+        while d.env_steps < target {
+            d.step(ctx.algo, record, false)?;
+            if record {
+                out.recorded += d.num_envs() as u64;
+                for &task in d.last().task {
+                    if seen_set.insert(task) {
+                        seen.push(task);
+                    }
+                }
+            }
+            if let Some(hook) = t.on_step.as_mut() {
+                hook(&d)?;
+            }
+        }
+        let warm = t.recorded_before + out.recorded >= info.learning_starts;
+        if record && full && warm {
+            let plan = match t.planner.as_mut() {
+                Some(p) => p(&info, &seen),
+                None => default_plan(&info, &seen),
+            };
+            out.scalars = update(ctx.algo, &plan)?.scalars.into_vec();
+            out.updates += 1;
+        }
+        let updated = record && full && warm;
+        let at_end = d.env_steps >= t.budget;
+        if t.report && (updated || !t.learn || at_end) && !progress(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory))? {
+            out.stopped = true;
+            break;
+        }
+    }
+    out.env_steps = d.env_steps;
+    out.memory = d.state().to_vec();
+    Ok(out)
+}
+
+fn memory_of(d: &Driver, carry: bool) -> &[f32] {
+    if carry {
+        d.state()
+    } else {
+        &[]
+    }
+}
+
+/// Reports `env_steps` and `scalars` to the host, and carries out the evaluation it asks for
+/// (with the agent's `memory`, see [`EvalAgent`]). Returns whether to go on.
+pub fn progress(ctx: &mut MetaContext<'_>, env_steps: u64, scalars: &[Scalar], memory: &[f32]) -> Result<bool, PluginError> {
+    let p = ffi("progress", ctx.host.progress(ctx.algo, env_steps, scalars.into()))?;
+    if let Some(req) = p.evaluate.into_option() {
+        evaluate(ctx, &req, &EvalAgent { memory, context: &[] })?;
+    }
+    Ok(p.go_on)
+}
+
+/// What the agent brings to an evaluation besides its parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalAgent<'a> {
+    /// Recurrent state every evaluation episode starts from (RL²'s memory at this point):
+    /// `k * state_dim` floats, env `i` taking row `i % k`; empty = zeros.
+    pub memory: &'a [f32],
+    /// Context rows for `act` (PEARL's inferred task): one row for every env, or one per env;
+    /// empty = none.
+    pub context: &'a [f32],
+}
+
+/// Plays the evaluation `req` with the agent: builds the host's evaluation env, acts as
+/// `req` says (greedy or sampling, ε-greedy on top), and stops when every env has finished
+/// its quota ([`eval_quota`]). Nothing is recorded or learnt. Returns the counted episodes
+/// (the host counts them itself too).
+pub fn evaluate(ctx: &mut MetaContext<'_>, req: &EvalRequest, agent: &EvalAgent<'_>) -> Result<Vec<EpisodeStat>, PluginError> {
+    let env = ffi("make_eval_env", ctx.host.make_eval_env(req, 1))?;
+    let mut d = Driver::new(env, ctx.algo, req.seed, MemoryReset::Episode)?;
+    d.start_from_memory(agent.memory);
+    let n = d.num_envs();
+    if !agent.context.is_empty() {
+        let dim = info_context_rows(agent.context, n);
+        d.context = (0..n).flat_map(|i| agent.context[(i % dim.0) * dim.1..(i % dim.0 + 1) * dim.1].to_vec()).collect();
+    }
+    let quota: Vec<u32> = (0..n as u32).map(|i| eval_quota(req.episodes, n as u32, i)).collect();
+    let mut done = vec![0u32; n];
+    let mut counted = Vec::new();
+    let max_len = if d.batch.spec.max_episode_steps > 0 { d.batch.spec.max_episode_steps as u64 } else { 100_000 };
+    let limit = (quota.iter().copied().max().unwrap_or(0) as u64 + 1) * max_len;
+    let mut rng = SeedStream::new(req.seed ^ 0x4556_414c);
+    let action_space = d.batch.spec.action.clone();
+    let mut steps = 0u64;
+    while done.iter().zip(&quota).any(|(d, q)| d < q) {
+        if steps >= limit {
+            return Err(PluginError::failed(format!(
+                "evaluation did not finish: after {steps} steps per env, {} of {} episodes were done",
+                counted.len(),
+                req.episodes
+            )));
+        }
+        let eps = req.epsilon as f64;
+        d.step_with(ctx.algo, false, req.deterministic, |actions| {
+            if eps > 0.0 {
+                for i in 0..n {
+                    if rng.uniform() < eps {
+                        random_action(&action_space, actions, i, &mut rng);
+                    }
+                }
+            }
+        })?;
+        for e in d.take_episodes()? {
+            let i = e.env as usize;
+            if i < n && done[i] < quota[i] {
+                done[i] += 1;
+                counted.push(e);
+            }
+        }
+        steps += 1;
+    }
+    Ok(counted)
+}
+
+/// `(rows, width)` of context rows given for `n` envs: one shared row, or one per env.
+fn info_context_rows(context: &[f32], n: usize) -> (usize, usize) {
+    if context.len() % n == 0 && context.len() / n > 0 {
+        (n, context.len() / n)
+    } else {
+        (1, context.len())
+    }
+}
+
+/// Replaces env `row`'s action by a uniformly random one: each discrete element uniform over
+/// its choices, each bounded continuous element uniform in its bounds.
+pub fn random_action(space: &ActionSpace, actions: &mut SpaceBuf, row: usize, rng: &mut SeedStream) {
+    for (i, part) in space.parts.iter().enumerate() {
+        let k = actions.numel(i);
+        match &mut actions.parts[i] {
+            Data::I32(v) if part.choices > 0 => {
+                v[row * k..(row + 1) * k].iter_mut().for_each(|a| *a = rng.below(part.choices as usize) as i32)
+            }
+            Data::F32(v) if part.low.len() == k => {
+                for (j, a) in v[row * k..(row + 1) * k].iter_mut().enumerate() {
+                    *a = part.low[j] + (part.high[j] - part.low[j]) * rng.uniform() as f32;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `algo.update(plan)` with the call named in errors.
+pub fn update(algo: &mut AlgoBox, plan: &UpdatePlan) -> Result<UpdateStats, CallFailed> {
+    ffi("update", algo.update(plan))
+}
+
+/// Convenience for plugins that return owned arrays: one [`Array`] per part of `buf`.
+pub fn to_arrays(buf: &SpaceBuf) -> RVec<Array> {
+    buf.parts
+        .iter()
+        .map(|p| match p {
+            Data::U8(v) => Array::from_slice(v),
+            Data::F32(v) => Array::from_slice(v),
+            Data::I32(v) => Array::from_slice(v),
+        })
+        .collect()
+}
