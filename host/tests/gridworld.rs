@@ -9,6 +9,7 @@ use metarl::loader::Plugin;
 use metarl::registry::Registry;
 use metarl_plugin_api::env::EnvRequest;
 use metarl_plugin_api::types::*;
+use metarl_plugin_kit::buf::Data;
 
 use common::*;
 
@@ -19,13 +20,13 @@ fn gridworld() -> Plugin {
 }
 
 fn request(family: &str, tasks: &[u64], num_envs: u32, trials: u32, seed: u64) -> EnvRequest {
-    EnvRequest { family: family.into(), tasks: tasks.to_vec().into(), num_envs, trials, seed, config: "".into() }
+    EnvRequest { family: family.into(), tasks: tasks.to_vec().into(), num_envs, trials, seed, threads: 1, config: "".into() }
 }
 
 fn frames(env: &EnvBatch) -> Vec<u8> {
-    match &env.obs {
-        ObsBuf::U8(v) => v.to_vec(),
-        ObsBuf::F32(_) => panic!("gridworld renders u8 images"),
+    match env.obs.parts.as_slice() {
+        [Data::U8(v)] => v.to_vec(),
+        _ => panic!("gridworld renders one u8 image part"),
     }
 }
 
@@ -35,7 +36,7 @@ fn rollout(p: &Plugin, seed: u64, steps: usize) -> Vec<Vec<u8>> {
     env.reset(1).unwrap();
     let mut out = vec![frames(&env)];
     for _ in 0..steps {
-        env.step(actions.sample()).unwrap();
+        env.step(&actions.sample()).unwrap();
         out.push(frames(&env));
     }
     out
@@ -48,7 +49,7 @@ fn observations_are_64x64x3_u8_with_5_actions() {
     assert_eq!(env.spec.obs, ObsSpace::image(64, 64, 3));
     assert_eq!(env.spec.action, ActionSpace::discrete(5));
     assert_eq!(env.spec.num_envs, 3);
-    assert_eq!(env.obs.as_ref().len(), 3 * 64 * 64 * 3);
+    assert_eq!(env.obs.parts[0].len(), 3 * 64 * 64 * 3);
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn episodes_end_on_goal_or_time_limit_and_are_reported() {
     let (mut ended, mut solved) = (0, 0);
     let mut returns = 0.0;
     for _ in 0..500 {
-        env.step(actions.sample()).unwrap();
+        env.step(&actions.sample()).unwrap();
         for i in 0..16 {
             assert!(env.terminated[i] == 0 || env.truncated[i] == 0, "never both");
             assert_eq!(env.success[i], env.terminated[i], "terminal means goal reached");
@@ -142,7 +143,7 @@ fn trials_keep_the_task_and_flag_the_last_one() {
     let mut task = env.task.clone();
     let mut switches = 0;
     for _ in 0..2000 {
-        env.step(actions.sample()).unwrap();
+        env.step(&actions.sample()).unwrap();
         for i in 0..4 {
             if env.terminated[i] == 1 || env.truncated[i] == 1 {
                 trial[i] += 1;
@@ -171,8 +172,8 @@ fn expert_demonstrations_reach_the_goal() {
     let demos = env.demos(4, 5, 99).into_result().unwrap();
     assert_eq!(demos.len(), 5);
     for d in demos.iter() {
-        let ActionBuf::Discrete(a) = &d.actions else { panic!("discrete") };
-        let ObsBuf::U8(o) = &d.obs else { panic!("u8") };
+        let a = d.actions[0].as_ref().i32().expect("discrete actions").to_vec();
+        let o = d.obs[0].as_ref().u8().expect("u8 frames").to_vec();
         assert!(d.success && d.task == 4);
         assert_eq!(o.len(), (a.len() + 1) * 64 * 64 * 3);
         assert_eq!(d.rewards.last(), Some(&1.0));

@@ -6,7 +6,7 @@ use metarl::loader::{check, Plugin};
 use metarl::registry::Registry;
 use metarl::services::PhaseServices;
 use metarl_plugin_api::algo::AlgoRequest;
-use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_api::meta::MetaContext;
 use metarl_plugin_api::types::*;
 
 use common::*;
@@ -25,6 +25,7 @@ fn gridworld_request(config: &str) -> AlgoRequest {
         context_dim: 0,
         seed: 0,
         device: "cpu".into(),
+        threads: 1,
         config: config.into(),
     }
 }
@@ -39,13 +40,15 @@ fn reptile_outer_update_is_exact_through_the_plugin_interface() {
     let mut algo = algo_p.new_algo(&gridworld_request("update_adds = 1.0")).unwrap();
     let before = check("adder", "params", algo.params()).unwrap().into_vec();
     let cfg = "inner_updates = 3\nepsilon = 0.5\nepsilon_end = 0.5\n";
-    let mut meta = reptile.new_meta(&MetaRequest { seed: 7, config: cfg.into() }).unwrap();
+    let mut meta = reptile.new_meta(&meta_request(7, cfg)).unwrap();
     let mut reports = Vec::new();
     let mut services = PhaseServices::new(
         &env,
         "gridworld",
         String::new(),
         vec![3, 5, 9],
+        1,
+        None,
         Box::new(|_, steps, scalars| {
             let eps = scalars.iter().find(|s| s.name.as_str() == "reptile_epsilon").map(|s| s.value);
             let task = scalars.iter().find(|s| s.name.as_str() == "reptile_task").map(|s| s.value);
@@ -61,8 +64,10 @@ fn reptile_outer_update_is_exact_through_the_plugin_interface() {
     let after = check("adder", "params", algo.params()).unwrap().into_vec();
     let expected: Vec<f32> = before.iter().map(|p| p + 1.5).collect();
     assert_eq!(after, expected);
-    assert_eq!(reports.len(), 1);
-    let (steps, eps, task) = reports[0];
+    // One report as the phase starts, one after the outer iteration.
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0], (0, None, None));
+    let (steps, eps, task) = reports[1];
     assert_eq!((steps, eps), (96, Some(0.5)));
     assert!([3.0, 5.0, 9.0].contains(&task.unwrap()), "the sampled task is a training task");
 }
@@ -70,9 +75,9 @@ fn reptile_outer_update_is_exact_through_the_plugin_interface() {
 #[test]
 fn reptile_refuses_bad_config() {
     let reptile = load("metarl-meta-reptile", "reptile", "meta");
-    let err = reptile.new_meta(&MetaRequest { seed: 0, config: "epsilon = 1.5".into() }).err().unwrap().to_string();
+    let err = reptile.new_meta(&meta_request(0, "epsilon = 1.5")).err().unwrap().to_string();
     assert!(err.contains("epsilon and epsilon_end must be within [0, 1]"), "{err}");
-    let err = reptile.new_meta(&MetaRequest { seed: 0, config: "inner = 3".into() }).err().unwrap().to_string();
+    let err = reptile.new_meta(&meta_request(0, "inner = 3")).err().unwrap().to_string();
     assert!(err.contains("reptile config: unknown field `inner`"), "{err}");
 }
 
@@ -83,7 +88,7 @@ fn mt_off_policy_updates_sample_k_distinct_training_task_buffers() {
     let mt = load("metarl-meta-mt", "mt", "meta");
     let mut algo = algo_p.new_algo(&gridworld_request("off_policy = true")).unwrap();
     let cfg = "tasks_per_update = 3\nsamples_per_task = 16\ngrad_steps = 2\n";
-    let mut meta = mt.new_meta(&MetaRequest { seed: 5, config: cfg.into() }).unwrap();
+    let mut meta = mt.new_meta(&meta_request(5, cfg)).unwrap();
     let train: Vec<u64> = (0..8).collect();
     let mut plans: Vec<Vec<(String, f64)>> = Vec::new();
     let mut services = PhaseServices::new(
@@ -91,8 +96,13 @@ fn mt_off_policy_updates_sample_k_distinct_training_task_buffers() {
         "gridworld",
         String::new(),
         train.clone(),
-        Box::new(|_, _, scalars| {
-            plans.push(scalars.iter().map(|s| (s.name.to_string(), s.value)).collect());
+        1,
+        None,
+        Box::new(|_, steps, scalars| {
+            // The report as the phase starts carries no update.
+            if steps > 0 {
+                plans.push(scalars.iter().map(|s| (s.name.to_string(), s.value)).collect());
+            }
             Ok(true)
         }),
     );

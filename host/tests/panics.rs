@@ -9,7 +9,7 @@ use metarl::registry::Registry;
 use metarl::services::PhaseServices;
 use metarl_plugin_api::algo::{ActInput, ActOutput, AlgoBox, AlgoRequest, Transitions, UpdatePlan};
 use metarl_plugin_api::env::{EnvRequest, ResetBuffers, StepBuffers};
-use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_api::meta::MetaContext;
 use metarl_plugin_api::types::*;
 
 use common::*;
@@ -26,13 +26,13 @@ fn panic_config(call: &str) -> abi_stable::std_types::RString {
 
 fn assert_panicked<T>(r: Result<T, metarl::loader::CallError>, plugin: &str, call: &str) {
     let Err(e) = r else { panic!("{call} should have failed") };
-    assert_eq!(e.error.kind, ErrorKind::Panicked, "{e}");
+    assert_eq!(e.error.kind, ErrorKind::PANICKED, "{e}");
     let msg = e.to_string();
     assert!(msg.starts_with(&format!("plugin '{plugin}': {call} failed: panicked: in {call}: fixture panics in {call} as asked")), "{msg}");
 }
 
 fn env_request(config: &str) -> EnvRequest {
-    EnvRequest { family: "count".into(), tasks: vec![0].into(), num_envs: 2, trials: 1, seed: 0, config: config.into() }
+    EnvRequest { family: "count".into(), tasks: vec![0].into(), num_envs: 2, trials: 1, seed: 0, threads: 1, config: config.into() }
 }
 
 #[test]
@@ -41,20 +41,22 @@ fn env_panics_are_caught_in_every_call() {
     assert_panicked(p.new_env(&env_request(&panic_config("new_env"))), "fx-env", "new_env");
     for call in ["spec", "reset", "step", "take_episodes", "demos"] {
         let mut env = p.new_env(&env_request(&panic_config(call))).unwrap();
-        let mut obs = ObsBuf::F32(vec![0.0; 4].into());
+        let mut obs_data = [0f32; 4];
+        let mut obs = [ArrayMut::new(obs_data.as_mut_slice())];
         let mut task = [0u64; 2];
         let (mut r, mut a, mut b, mut c, mut d, mut t) = ([0f32; 2], [0u8; 2], [0u8; 2], [0u8; 2], [0u8; 2], [0u64; 2]);
         let actions = [0i32; 2];
         let res = match call {
             "spec" => check("fx-env", "spec", env.spec()).map(drop),
-            "reset" => check("fx-env", "reset", env.reset(0, ResetBuffers { obs: obs.as_mut(), task: task.as_mut_slice().into() })),
+            "reset" => check("fx-env", "reset", env.reset(0, ResetBuffers { obs: obs.as_mut_slice().into(), task: task.as_mut_slice().into() })),
             "step" => check(
                 "fx-env",
                 "step",
                 env.step(
-                    ActionsRef::Discrete(actions.as_slice().into()),
+                    [ArrayRef::new(actions.as_slice())].as_slice().into(),
                     StepBuffers {
-                        obs: obs.as_mut(),
+                        obs: obs.as_mut_slice().into(),
+                        final_obs: Default::default(),
                         reward: r.as_mut_slice().into(),
                         terminated: a.as_mut_slice().into(),
                         truncated: b.as_mut_slice().into(),
@@ -68,11 +70,10 @@ fn env_panics_are_caught_in_every_call() {
             _ => check("fx-env", "demos", env.demos(0, 1, 0)).map(drop),
         };
         assert_panicked(res, "fx-env", call);
-        if call != "spec" {
-            // A panicked object refuses further calls instead of running on broken state.
-            let again = check("fx-env", "take_episodes", env.take_episodes()).unwrap_err().to_string();
-            assert!(again.contains("refused, an earlier call panicked"), "{again}");
-        }
+        // A panicked object refuses further calls instead of running on broken state; `spec`
+        // too, though it borrows the env immutably.
+        let again = check("fx-env", "take_episodes", env.take_episodes()).unwrap_err().to_string();
+        assert!(again.contains("refused, an earlier call panicked"), "after a panic in {call}: {again}");
     }
 }
 
@@ -84,6 +85,7 @@ fn algo_request(config: &str) -> AlgoRequest {
         context_dim: 0,
         seed: 0,
         device: "cpu".into(),
+        threads: 1,
         config: config.into(),
     }
 }
@@ -92,7 +94,7 @@ fn algo_request(config: &str) -> AlgoRequest {
 fn algo_panics_are_caught_in_every_call() {
     let p = load("metarl-fixture-algo", "fx-algo", "algo");
     assert_panicked(p.new_algo(&algo_request(&panic_config("new_algo"))), "fx-algo", "new_algo");
-    let calls = ["info", "extras_dim", "act", "record", "update", "params", "set_params", "save", "load", "reset_heads", "clear"];
+    let calls = ["info", "act", "record", "update", "params", "set_params", "save", "load", "reset_heads", "clear"];
     for call in calls {
         let mut algo = p.new_algo(&algo_request(&panic_config(call))).unwrap();
         let obs = [0f32; 4];
@@ -102,42 +104,41 @@ fn algo_panics_are_caught_in_every_call() {
         let prev = [0i32; 2];
         let res = match call {
             "info" => check("fx-algo", "info", algo.info()).map(drop),
-            "extras_dim" => check("fx-algo", "extras_dim", algo.extras_dim()).map(drop),
             "act" => check(
                 "fx-algo",
                 "act",
                 algo.act(
                     ActInput {
-                        obs: ObsRef::F32(obs.as_slice().into()),
+                        obs: [ArrayRef::new(obs.as_slice())].as_slice().into(),
                         state: Default::default(),
-                        prev_action: ActionsRef::Discrete(prev.as_slice().into()),
+                        prev_action: [ArrayRef::new(prev.as_slice())].as_slice().into(),
                         prev_reward: rew.as_slice().into(),
                         first: flags.as_slice().into(),
                         context: RSlice::from_slice(&[]),
                         deterministic: false,
                     },
-                    ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
+                    ActOutput { actions: [ArrayMut::new(actions.as_mut_slice())].as_mut_slice().into(), extras: extras.as_mut_slice().into() },
                 ),
             ),
             "record" => check(
                 "fx-algo",
                 "record",
                 algo.record(Transitions {
-                    obs: ObsRef::F32(obs.as_slice().into()),
-                    actions: ActionsRef::Discrete(prev.as_slice().into()),
+                    obs: [ArrayRef::new(obs.as_slice())].as_slice().into(),
+                    actions: [ArrayRef::new(prev.as_slice())].as_slice().into(),
                     extras: extras.as_slice().into(),
                     rewards: rew.as_slice().into(),
                     terminated: flags.as_slice().into(),
                     truncated: flags.as_slice().into(),
-                    next_obs: ObsRef::F32(obs.as_slice().into()),
-                    state: Default::default(),
+                    next_obs: [ArrayRef::new(obs.as_slice())].as_slice().into(),
                     task: tasks.as_slice().into(),
+                    ..Default::default()
                 }),
             ),
             "update" => check(
                 "fx-algo",
                 "update",
-                algo.update(&UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 1, want_context_grad: false }),
+                algo.update(&UpdatePlan::on_policy(1)),
             )
             .map(drop),
             "params" => check("fx-algo", "params", algo.params()).map(drop),
@@ -148,6 +149,9 @@ fn algo_panics_are_caught_in_every_call() {
             _ => check("fx-algo", "clear", algo.clear()),
         };
         assert_panicked(res, "fx-algo", call);
+        // Poisoned, whichever call panicked (`info`, `params` and `save` borrow immutably).
+        let again = check("fx-algo", "clear", algo.clear()).unwrap_err().to_string();
+        assert!(again.contains("refused, an earlier call panicked"), "after a panic in {call}: {again}");
     }
 }
 
@@ -158,13 +162,15 @@ fn run_phase(meta_cfg: &str, budget: u64) -> (Result<(), metarl::loader::CallErr
     let mut algo = algo_p
         .new_algo(&AlgoRequest { obs: ObsSpace::image(64, 64, 3), action: ActionSpace::discrete(5), ..algo_request("") })
         .unwrap();
-    let mut meta = meta_p.new_meta(&MetaRequest { seed: 1, config: meta_cfg.into() }).unwrap();
+    let mut meta = meta_p.new_meta(&meta_request(1, meta_cfg)).unwrap();
     let mut last = 0;
     let mut services = PhaseServices::new(
         &env,
         "gridworld",
         String::new(),
         vec![0, 1, 2],
+        1,
+        None,
         Box::new(|_algo, steps, _| {
             last = steps;
             Ok(true)
@@ -178,18 +184,20 @@ fn run_phase(meta_cfg: &str, budget: u64) -> (Result<(), metarl::loader::CallErr
 
 #[test]
 fn a_meta_plugin_drives_env_and_algo_from_other_libraries() {
-    let (res, steps, algo) = run_phase("", 400);
+    // 8 steps per env per update, 4 envs: 12 updates of 32 env steps.
+    let (res, steps, algo) = run_phase("", 384);
     res.unwrap();
-    assert_eq!(steps, 400, "progress reports every batch of 4 env steps up to the budget");
+    assert_eq!(steps, 384, "progress reports after every update, up to the budget");
     // The algo saw every step the meta-method recorded (fixture's update reports the count).
     let mut algo = algo;
-    let stats = check("fx-algo", "update", algo.update(&UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 1, want_context_grad: false })).unwrap();
-    assert_eq!(stats.scalars[0].value, 400.0);
+    let stats = check("fx-algo", "update", algo.update(&UpdatePlan::on_policy(1))).unwrap();
+    let recorded = stats.scalars.iter().find(|s| s.name.as_str() == "recorded").unwrap().value;
+    assert_eq!(recorded, 384.0);
 }
 
 #[test]
 fn meta_panics_are_caught() {
-    let (res, steps, _) = run_phase(&panic_config("pretrain"), 400);
+    let (res, steps, _) = run_phase(&panic_config("pretrain"), 384);
     assert_panicked(res, "fx-meta", "pretrain");
     assert_eq!(steps, 0);
 }

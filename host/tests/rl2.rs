@@ -7,9 +7,9 @@ use metarl::loader::{check, Plugin};
 use metarl::registry::Registry;
 use metarl::services::PhaseServices;
 use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
-use metarl_plugin_api::driver::{Driver, MemoryReset};
+use metarl_plugin_kit::driver::{Driver, MemoryReset};
 use metarl_plugin_api::env::EnvRequest;
-use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_api::meta::MetaContext;
 use metarl_plugin_api::types::*;
 
 use common::*;
@@ -24,7 +24,7 @@ fn load(package: &str, name: &str, kind: &str) -> Plugin {
 
 /// Mean reward at each pull of an episode, over `episodes` episodes per env, acting from memory.
 fn reward_by_pull(env_p: &Plugin, algo: &mut AlgoBox, episodes: usize) -> Vec<f64> {
-    let req = EnvRequest { family: "bandit5".into(), tasks: Default::default(), num_envs: 16, trials: 1, seed: 99, config: ENV_CONFIG.into() };
+    let req = EnvRequest { family: "bandit5".into(), tasks: Default::default(), num_envs: 16, trials: 1, seed: 99, threads: 1, config: ENV_CONFIG.into() };
     let mut d = Driver::new(env_p.new_env(&req).unwrap(), algo, 5, MemoryReset::Task).unwrap();
     let mut sums = vec![0.0; HORIZON];
     for step in 0..episodes * HORIZON {
@@ -39,7 +39,7 @@ fn rl2_reward_rises_within_an_episode_after_meta_training() {
     let env = load("metarl-example-bandit", "bandit", "env");
     let ppo = load("metarl-algo-ppo", "ppo", "algo");
     let rl2 = load("metarl-meta-rl2", "rl2", "meta");
-    let config = "preset = \"cpu-small\"\nrecurrent = true\nlstm_hidden = 64\nnum_steps = 40\nnum_minibatches = 4\nlearning_rate = 0.001\nthreads = 1\nnormalize_reward = false\n";
+    let config = "preset = \"cpu-small\"\nrecurrent = true\nlstm_hidden = 64\nnum_steps = 40\nnum_minibatches = 4\nlearning_rate = 0.001\nnormalize_reward = false\n";
     let req = AlgoRequest {
         obs: ObsSpace::vector(1),
         action: ActionSpace::discrete(5),
@@ -47,13 +47,14 @@ fn rl2_reward_rises_within_an_episode_after_meta_training() {
         context_dim: 0,
         seed: 3,
         device: "cpu".into(),
+        threads: 1,
         config: config.into(),
     };
     let mut algo = ppo.new_algo(&req).unwrap();
     let before = reward_by_pull(&env, &mut algo, 30);
 
-    let mut meta = rl2.new_meta(&MetaRequest { seed: 4, config: "trials = 1".into() }).unwrap();
-    let mut services = PhaseServices::new(&env, "bandit5", ENV_CONFIG.into(), Vec::new(), Box::new(|_, _, _| Ok(true)));
+    let mut meta = rl2.new_meta(&meta_request(4, "trials = 1")).unwrap();
+    let mut services = PhaseServices::new(&env, "bandit5", ENV_CONFIG.into(), Vec::new(), 1, None, Box::new(|_, _, _| Ok(true)));
     let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&[]), budget_env_steps: 120_000, num_envs: 16, seed: 1 };
     check("rl2", "pretrain", meta.pretrain(ctx)).unwrap();
     drop(services);

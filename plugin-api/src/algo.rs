@@ -165,6 +165,29 @@ pub struct Transitions<'a> {
     pub more: RSlice<'a, NamedArray<'a>>,
 }
 
+/// Every column empty: the base for `Transitions { obs, actions, .., ..Default::default() }`.
+impl Default for Transitions<'_> {
+    fn default() -> Self {
+        Transitions {
+            obs: RSlice::from_slice(&[]),
+            actions: RSlice::from_slice(&[]),
+            rewards: RSlice::from_slice(&[]),
+            terminated: RSlice::from_slice(&[]),
+            truncated: RSlice::from_slice(&[]),
+            next_obs: RSlice::from_slice(&[]),
+            task: RSlice::from_slice(&[]),
+            final_obs: RSlice::from_slice(&[]),
+            extras: RSlice::from_slice(&[]),
+            state: RSlice::from_slice(&[]),
+            prev_action: RSlice::from_slice(&[]),
+            prev_reward: RSlice::from_slice(&[]),
+            first: RSlice::from_slice(&[]),
+            context: RSlice::from_slice(&[]),
+            more: RSlice::from_slice(&[]),
+        }
+    }
+}
+
 /// How an update should use the recorded data. Every field means the same for every algo of
 /// a kind; no value is a stand-in for "default".
 #[repr(C)]

@@ -108,3 +108,8 @@ pub fn assert_one_line_error(o: &Output, needles: &[&str]) {
         assert!(lines[0].contains(n), "error line lacks {n:?}:\n{}", lines[0]);
     }
 }
+
+/// A meta request with the tests' thread count (one: tests run side by side on two cores).
+pub fn meta_request(seed: u64, config: &str) -> metarl_plugin_api::meta::MetaRequest {
+    metarl_plugin_api::meta::MetaRequest { seed, threads: 1, device: "cpu".into(), config: config.into() }
+}

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use metarl_algo_ppo::PpoAgent;
+use metarl_plugin_api::abi_stable::std_types::{RSlice, RSliceMut};
 use metarl_plugin_api::prelude::*;
 
 fn main() -> Result<(), PluginError> {
@@ -25,6 +26,7 @@ fn main() -> Result<(), PluginError> {
         context_dim: 0,
         seed: 1,
         device: "cpu".into(),
+        threads: 2,
         config: config.clone().into(),
     })?;
     let steps = agent.info().steps_per_update as usize;
@@ -45,25 +47,27 @@ fn main() -> Result<(), PluginError> {
         for t in 0..steps {
             let obs = &pool[t % pool.len()];
             agent.act(
-                ActInput::observations(ObsRef::U8(obs.as_slice().into()), false),
-                ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
+                ActInput::observations(RSlice::from_slice(&[ArrayRef::new(obs.as_slice())]), false),
+                ActOutput { actions: RSliceMut::from_mut_slice(&mut [ArrayMut::new(actions.as_mut_slice())]), extras: extras.as_mut_slice().into() },
             )?;
             let rewards: Vec<f32> = (0..n).map(|_| if next() % 50 == 0 { 10.0 } else { 0.0 }).collect();
             let terminated: Vec<u8> = rewards.iter().map(|&r| (r > 0.0) as u8).collect();
+            let (obs_a, actions_a) = ([ArrayRef::new(obs.as_slice())], [ArrayRef::new(actions.as_slice())]);
+            let next_a = [ArrayRef::new(pool[(t + 1) % pool.len()].as_slice())];
             agent.record(Transitions {
-                obs: ObsRef::U8(obs.as_slice().into()),
-                actions: ActionsRef::Discrete(actions.as_slice().into()),
+                obs: obs_a.as_slice().into(),
+                actions: actions_a.as_slice().into(),
                 extras: extras.as_slice().into(),
                 rewards: rewards.as_slice().into(),
                 terminated: terminated.as_slice().into(),
                 truncated: zeros.as_slice().into(),
-                next_obs: ObsRef::U8(pool[(t + 1) % pool.len()].as_slice().into()),
-                state: (&[][..]).into(),
+                next_obs: next_a.as_slice().into(),
                 task: tasks.as_slice().into(),
+                ..Default::default()
             })?;
         }
         let t1 = Instant::now();
-        let stats = agent.update(&UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false })?;
+        let stats = agent.update(&UpdatePlan::on_policy(agent.info().grad_steps))?;
         let (rollout, update) = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
         let loss = stats.scalars.iter().find(|s| s.name.as_str() == "value_loss").map_or(f64::NAN, |s| s.value);
         println!(

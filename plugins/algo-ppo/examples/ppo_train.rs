@@ -16,7 +16,7 @@ use std::time::Instant;
 use abi_stable::library::lib_header_from_path;
 use abi_stable::std_types::RStr;
 use metarl_algo_ppo::PpoPlugin;
-use metarl_plugin_api::driver::{self, Driver, MemoryReset};
+use metarl_plugin_kit::driver::{self, Driver, MemoryReset};
 use metarl_plugin_api::export::{HostLogger, PluginRoot, PluginRoot_Ref};
 use metarl_plugin_api::prelude::*;
 
@@ -36,10 +36,10 @@ fn parse_tasks(s: &str) -> Result<Vec<u64>, Box<dyn Error>> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     // What the metarl host does at start (see metarl_plugin_api::process).
-    metarl_plugin_api::process::keep_freed_memory();
+    metarl_plugin_kit::process::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [lib, family, total, rest @ ..] = args.as_slice() else {
-        return Err("usage: ppo_train <env-plugin.so> <family> <total-steps> [envs=N seed=N tasks=A..B algo=TOML env=TOML]".into());
+        return Err("usage: ppo_train <env-plugin.so> <family> <total-steps> [envs=N seed=N threads=N tasks=A..B algo=TOML env=TOML]".into());
     };
     let total: u64 = total.parse()?;
     let opt = |key: &str, default: &str| -> String {
@@ -47,6 +47,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let envs: u32 = opt("envs", "64").parse()?;
     let seed: u64 = opt("seed", "1").parse()?;
+    // libtorch's intra-op threads, which the metarl host decides for the whole process.
+    let threads: u32 = opt("threads", "2").parse()?;
     let tasks = parse_tasks(&opt("tasks", ""))?;
     let (algo_cfg, env_cfg) = (opt("algo", ""), opt("env", ""));
     // Info and above; RUST_LOG=debug adds the plugin's per-update timings.
@@ -61,6 +63,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         num_envs: envs,
         trials: 1,
         seed,
+        threads,
         config: env_cfg.into(),
     })
     .into_result()?;
@@ -75,13 +78,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         context_dim: 0,
         seed,
         device: "auto".into(),
+        threads,
         config: algo_cfg.into(),
     })
     .into_result()?;
-    let per_update = algo.info().into_result()?.steps_per_update.max(1);
+    let info = algo.info().into_result()?;
+    let per_update = info.steps_per_update.max(1);
 
     let mut driver = Driver::new(env, &algo, seed, MemoryReset::Episode)?;
-    let plan = UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false };
+    let plan = UpdatePlan::on_policy(info.grad_steps);
     let start = Instant::now();
     let mut returns: Vec<f32> = Vec::new();
     while driver.env_steps < total {

@@ -28,6 +28,7 @@ fn request(family: &str, tasks: Vec<u64>, num_envs: u32, trials: u32, seed: u64,
         num_envs,
         trials,
         seed,
+        threads: 1,
         config: format!("procgen_dir = {:?}\nnum_threads = 2\n{extra}", procgen_dir().display().to_string()).into(),
     }
 }
@@ -78,8 +79,8 @@ impl Run {
     }
 
     fn reset(&mut self, seed: u64) {
-        let out =
-            ResetBuffers { obs: ObsMut::U8(self.obs.as_mut_slice().into()), task: self.task.as_mut_slice().into() };
+        let mut obs = [ArrayMut::new(self.obs.as_mut_slice())];
+        let out = ResetBuffers { obs: obs.as_mut_slice().into(), task: self.task.as_mut_slice().into() };
         self.env.reset(seed, out).unwrap();
     }
 
@@ -88,8 +89,10 @@ impl Run {
     }
 
     fn try_step(&mut self, actions: &[i32]) -> Result<(), PluginError> {
+        let mut obs = [ArrayMut::new(self.obs.as_mut_slice())];
         let out = StepBuffers {
-            obs: ObsMut::U8(self.obs.as_mut_slice().into()),
+            obs: obs.as_mut_slice().into(),
+            final_obs: Default::default(),
             reward: self.reward.as_mut_slice().into(),
             terminated: self.terminated.as_mut_slice().into(),
             truncated: self.truncated.as_mut_slice().into(),
@@ -97,7 +100,7 @@ impl Run {
             task_end: self.task_end.as_mut_slice().into(),
             task: self.task.as_mut_slice().into(),
         };
-        self.env.step(ActionsRef::Discrete(actions.into()), out)
+        self.env.step([ArrayRef::new(actions)].as_slice().into(), out)
     }
 
     fn step_random(&mut self) {
@@ -134,12 +137,12 @@ fn rollout(req: &EnvRequest, reset_seed: u64, steps: usize) -> Vec<u8> {
 #[test]
 fn descriptor_lists_the_16_games() {
     let d = ProcgenPlugin::descriptor();
-    assert_eq!(d.kind, PluginKind::Env);
+    assert_eq!(d.kind, PluginKind::ENV);
     assert!(d.caps.contains(Caps::ENV_TRIALS) && !d.caps.contains(Caps::ENV_DEMOS));
     let names: Vec<&str> = d.families.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names.len(), 16);
     assert!(names.contains(&"coinrun") && names.contains(&"starpilot"));
-    assert!(d.families.iter().all(|f| f.tasks == TaskSet::Indexed { count: (1 << 31) - 1 }));
+    assert!(d.families.iter().all(|f| f.tasks == TaskSet::indexed((1 << 31) - 1)));
 }
 
 #[test]
@@ -342,7 +345,7 @@ fn trials_replay_the_same_level() {
 fn bad_requests_are_refused_with_clear_messages() {
     let msg = |req: EnvRequest| {
         let e = error(&req);
-        assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.kind, ErrorKind::INVALID_INPUT, "{e}");
         assert!(!e.message.contains('\n'));
         e.message.to_string()
     };

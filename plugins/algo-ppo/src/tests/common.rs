@@ -3,6 +3,7 @@
 
 use crate::PpoAgent;
 use metarl_env_gridworld::Gridworld;
+use metarl_plugin_api::abi_stable::std_types::{RSlice, RSliceMut};
 use metarl_plugin_api::prelude::*;
 
 /// Frame side of the test gridworld: 8 pixels per cell on a 4x4 grid keeps the tests fast.
@@ -15,6 +16,7 @@ pub fn env_request(family: &str, n: u32, tasks: &[u64], seed: u64) -> EnvRequest
         num_envs: n,
         trials: 1,
         seed,
+        threads: 1,
         config: format!("size = 4\nframe = {FRAME_PX}").into(),
     }
 }
@@ -29,13 +31,14 @@ pub fn algo_request(n: u32, context_dim: u32, seed: u64, config: &str) -> AlgoRe
         context_dim,
         seed,
         device: "cpu".into(),
-        config: format!("{config}\nthreads = 1").into(),
+        threads: 1,
+        config: config.into(),
     }
 }
 
 pub fn agent(n: u32, context_dim: u32, seed: u64, config: &str) -> PpoAgent {
     // As the metarl host does at start; without it large tensors are re-faulted every step.
-    metarl_plugin_api::process::keep_freed_memory();
+    metarl_plugin_kit::process::keep_freed_memory();
     PpoAgent::new(&algo_request(n, context_dim, seed, config)).unwrap()
 }
 
@@ -80,7 +83,7 @@ impl Loop {
         let frame = (FRAME_PX * FRAME_PX * 3) as usize;
         let mut obs = vec![0u8; n * frame];
         let mut task = vec![0u64; n];
-        env.reset(reset_seed, ResetBuffers { obs: ObsMut::U8(obs.as_mut_slice().into()), task: task.as_mut_slice().into() })
+        env.reset(reset_seed, ResetBuffers { obs: RSliceMut::from_mut_slice(&mut [ArrayMut::new(obs.as_mut_slice())]), task: task.as_mut_slice().into() })
             .unwrap();
         Loop {
             env,
@@ -114,16 +117,16 @@ impl Loop {
             Policy::Ppo(agent) => agent
                 .act(
                     ActInput {
-                        obs: ObsRef::U8(self.obs.as_slice().into()),
+                        obs: RSlice::from_slice(&[ArrayRef::new(self.obs.as_slice())]),
                         state: self.state.as_mut_slice().into(),
-                        prev_action: ActionsRef::Discrete(self.prev_actions.as_slice().into()),
+                        prev_action: RSlice::from_slice(&[ArrayRef::new(self.prev_actions.as_slice())]),
                         prev_reward: self.prev_reward.as_slice().into(),
                         first: self.first.as_slice().into(),
                         context: self.context.as_slice().into(),
                         deterministic: false,
                     },
                     ActOutput {
-                        actions: ActionsMut::Discrete(self.actions.as_mut_slice().into()),
+                        actions: RSliceMut::from_mut_slice(&mut [ArrayMut::new(self.actions.as_mut_slice())]),
                         extras: self.extras.as_mut_slice().into(),
                     },
                 )
@@ -142,9 +145,10 @@ impl Loop {
         self.action_log.extend_from_slice(&self.actions);
         self.env
             .step(
-                ActionsRef::Discrete(self.actions.as_slice().into()),
+                RSlice::from_slice(&[ArrayRef::new(self.actions.as_slice())]),
                 StepBuffers {
-                    obs: ObsMut::U8(self.next_obs.as_mut_slice().into()),
+                    final_obs: Default::default(),
+                    obs: RSliceMut::from_mut_slice(&mut [ArrayMut::new(self.next_obs.as_mut_slice())]),
                     reward: self.reward.as_mut_slice().into(),
                     terminated: self.terminated.as_mut_slice().into(),
                     truncated: self.truncated.as_mut_slice().into(),
@@ -157,15 +161,16 @@ impl Loop {
         if let (Policy::Ppo(agent), true) = (policy, record) {
             agent
                 .record(Transitions {
-                    obs: ObsRef::U8(self.obs.as_slice().into()),
-                    actions: ActionsRef::Discrete(self.actions.as_slice().into()),
+                    obs: RSlice::from_slice(&[ArrayRef::new(self.obs.as_slice())]),
+                    actions: RSlice::from_slice(&[ArrayRef::new(self.actions.as_slice())]),
                     extras: self.extras.as_slice().into(),
                     rewards: self.reward.as_slice().into(),
                     terminated: self.terminated.as_slice().into(),
                     truncated: self.truncated.as_slice().into(),
-                    next_obs: ObsRef::U8(self.next_obs.as_slice().into()),
+                    next_obs: RSlice::from_slice(&[ArrayRef::new(self.next_obs.as_slice())]),
                     state: self.state_before.as_slice().into(),
                     task: self.task.as_slice().into(),
+                    ..Default::default()
                 })
                 .unwrap();
         }
@@ -191,13 +196,14 @@ impl Loop {
         for _ in 0..steps {
             self.step(&mut Policy::Ppo(agent), true);
         }
-        let stats = agent.update(&plan()).unwrap();
+        let stats = agent.update(&plan(agent)).unwrap();
         stats.scalars.iter().map(|s| (s.name.to_string(), s.value)).collect()
     }
 }
 
-pub fn plan() -> UpdatePlan {
-    UpdatePlan { tasks: Default::default(), samples_per_task: 0, grad_steps: 0, want_context_grad: false }
+/// An ordinary update: the agent's configured epochs over the whole rollout.
+pub fn plan(agent: &PpoAgent) -> UpdatePlan {
+    UpdatePlan::on_policy(agent.info().grad_steps)
 }
 
 pub fn mean(xs: &[f32]) -> f64 {

@@ -2,6 +2,7 @@
 //! resets, recurrent state, context gradients, memory, mixed precision and input validation.
 
 use metarl_plugin_api::algo::Algo;
+use metarl_plugin_api::abi_stable::std_types::{RSlice, RSliceMut};
 use metarl_plugin_api::prelude::*;
 
 use super::common::*;
@@ -111,15 +112,15 @@ fn act_once(a: &mut PpoAgent, obs: &[u8], state: &mut [f32], first: &[u8], conte
     let prev_r = vec![0f32; n];
     a.act(
         ActInput {
-            obs: ObsRef::U8(obs.into()),
+            obs: RSlice::from_slice(&[ArrayRef::new(obs)]),
             state: state.into(),
-            prev_action: ActionsRef::Discrete(prev.as_slice().into()),
+            prev_action: RSlice::from_slice(&[ArrayRef::new(prev.as_slice())]),
             prev_reward: prev_r.as_slice().into(),
             first: first.into(),
             context: context.into(),
             deterministic: true,
         },
-        ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
+        ActOutput { actions: RSliceMut::from_mut_slice(&mut [ArrayMut::new(actions.as_mut_slice())]), extras: extras.as_mut_slice().into() },
     )
     .unwrap();
     extras
@@ -173,7 +174,7 @@ fn recurrent_update_replays_acting_exactly_and_learns() {
         lp.step(&mut Policy::Ppo(&mut a), true);
     }
     assert!(!lp.returns.is_empty(), "the rollout should cross episode ends");
-    let stats = a.update(&plan()).unwrap();
+    let stats = a.update(&plan(&a)).unwrap();
     assert!(scalar(&stats, "approx_kl").abs() < 1e-6, "kl {}", scalar(&stats, "approx_kl"));
     assert_eq!(scalar(&stats, "clip_frac"), 0.0);
 
@@ -185,39 +186,47 @@ fn recurrent_update_replays_acting_exactly_and_learns() {
 }
 
 #[test]
-fn context_gradient_has_one_row_per_sample_and_is_nonzero() {
+fn context_is_an_input_but_plan_contexts_and_their_gradient_are_refused() {
+    // PPO takes context rows as act inputs (CONTEXT) but is on-policy: per-task plan contexts
+    // and dL/dz (CONTEXT_GRAD) belong to off-policy algos, so asking is an error, not zeros.
     let mut a = agent(4, 3, 2, SMALL);
-    assert!(a.info().caps.contains(Caps::CONTEXT));
+    let caps = a.info().caps;
+    assert!(caps.contains(Caps::CONTEXT) && !caps.contains(Caps::CONTEXT_GRAD));
     let mut lp = Loop::new(&env_request("gridworld", 4, &[0, 1], 3), 5, 0, 3);
     for _ in 0..16 {
         lp.step(&mut Policy::Ppo(&mut a), true);
     }
-    let stats = a.update(&UpdatePlan { want_context_grad: true, ..plan() }).unwrap();
-    let g = stats.context_grad;
-    assert_eq!(g.len(), 16 * 4 * 3);
-    assert!(g.iter().all(|x| x.is_finite()));
-    assert!(g.iter().filter(|&&x| x != 0.0).count() > g.len() / 2, "context gradient mostly zero");
-
-    let mut plain = agent(4, 0, 2, SMALL);
-    let mut lp = Loop::new(&env_request("gridworld", 4, &[0, 1], 3), 5, 0, 0);
-    lp.step(&mut Policy::Ppo(&mut plain), true);
-    let e = plain.update(&UpdatePlan { want_context_grad: true, ..plan() }).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unsupported);
+    let e = a.update(&UpdatePlan { want_context_grad: true, ..plan(&a) }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UNSUPPORTED);
+    let e = a.update(&UpdatePlan { context: vec![0.0; 3].into(), ..plan(&a) }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UNSUPPORTED);
+    // Both refusals left the rollout in place.
+    let stats = a.update(&plan(&a)).unwrap();
+    assert!(scalar(&stats, "grad_steps") > 0.0);
 }
 
 #[test]
-fn update_plan_selects_tasks_and_epochs() {
+fn update_plan_epochs_and_evaluation_only() {
     let mut a = agent(4, 0, 3, SMALL);
     let mut lp = Loop::new(&env_request("gridworld", 4, &[0, 1], 3), 5, 0, 0);
     for _ in 0..16 {
         lp.step(&mut Policy::Ppo(&mut a), true);
     }
-    let e = a.update(&UpdatePlan { tasks: vec![9].into(), ..plan() }).unwrap_err();
+    // On-policy: the whole rollout, so a task list or per-task samples are refused.
+    let e = a.update(&UpdatePlan { tasks: vec![0].into(), ..plan(&a) }).unwrap_err();
     assert!(e.message.contains("tasks"), "{}", e.message);
-    // The refused update dropped nothing; one epoch = num_minibatches steps.
-    let stats = a.update(&UpdatePlan { tasks: vec![0].into(), grad_steps: 1, ..plan() }).unwrap();
+    // grad_steps = 0: the losses of the first minibatch, with nothing changed.
+    let before = a.params().unwrap();
+    let probe = a.update(&UpdatePlan::on_policy(0)).unwrap();
+    assert_eq!(probe.grad_steps, 0);
+    assert_eq!(bits(&before), bits(&a.params().unwrap()));
+    let again = a.update(&UpdatePlan::on_policy(0)).unwrap();
+    assert_eq!(scalar(&probe, "policy_loss").to_bits(), scalar(&again, "policy_loss").to_bits());
+    // The refused and the probing updates dropped nothing; one epoch = num_minibatches steps.
+    let stats = a.update(&UpdatePlan::on_policy(1)).unwrap();
     assert_eq!(scalar(&stats, "grad_steps"), 2.0);
-    assert!(a.update(&plan()).unwrap_err().message.contains("nothing recorded"));
+    assert_eq!((stats.grad_steps, stats.samples), (2, 64));
+    assert!(a.update(&plan(&a)).unwrap_err().message.contains("nothing recorded"));
 }
 
 #[test]
@@ -234,16 +243,17 @@ fn rollout_keeps_images_as_bytes() {
     let zeros_f = vec![0f32; n];
     let zeros_u = vec![0u8; n];
     let tasks = vec![0u64; n];
+    let (obs_a, actions_a) = ([ArrayRef::new(obs.as_slice())], [ArrayRef::new(actions.as_slice())]);
     let step = || Transitions {
-        obs: ObsRef::U8(obs.as_slice().into()),
-        actions: ActionsRef::Discrete(actions.as_slice().into()),
+        obs: obs_a.as_slice().into(),
+        actions: actions_a.as_slice().into(),
         extras: extras.as_slice().into(),
         rewards: zeros_f.as_slice().into(),
         terminated: zeros_u.as_slice().into(),
         truncated: zeros_u.as_slice().into(),
-        next_obs: ObsRef::U8(obs.as_slice().into()),
-        state: (&[][..]).into(),
+        next_obs: obs_a.as_slice().into(),
         task: tasks.as_slice().into(),
+        ..Default::default()
     };
     for _ in 0..256 {
         a.record(step()).unwrap();
@@ -296,7 +306,7 @@ fn bad_inputs_are_refused_with_one_line() {
     let mut req = algo_request(4, 0, 1, "learning_rat = 1e-3");
     assert!(one_line(PpoAgent::new(&req).err().unwrap()).contains("learning_rat"));
     req.config = SMALL.into();
-    req.obs = ObsSpace { kind: ObsKind::ImageU8, shape: vec![64, 64].into() };
+    req.obs = Space::of(vec![Part::new("image", Role::IMAGE, Dtype::U8, &[64, 64])]);
     assert!(one_line(PpoAgent::new(&req).err().unwrap()).contains("observation"));
     req.obs = ObsSpace::image(64, 64, 3);
     req.device = "tpu".into();
@@ -308,27 +318,30 @@ fn bad_inputs_are_refused_with_one_line() {
     let mut extras = vec![0f32; 8];
     let e = a
         .act(
-            ActInput::observations(ObsRef::U8(short.as_slice().into()), false),
-            ActOutput { actions: ActionsMut::Discrete(actions.as_mut_slice().into()), extras: extras.as_mut_slice().into() },
+            ActInput::observations(RSlice::from_slice(&[ArrayRef::new(short.as_slice())]), false),
+            ActOutput { actions: RSliceMut::from_mut_slice(&mut [ArrayMut::new(actions.as_mut_slice())]), extras: extras.as_mut_slice().into() },
         )
         .unwrap_err();
     assert!(one_line(e).contains("obs"));
 
     let lp = Loop::new(&env_request("gridworld", 4, &[0, 1], 3), 5, 0, 0);
     // One step of 4 envs with every buffer well formed except the actions or extras given.
-    let step = |actions: &'static [i32], extras: &'static [f32]| Transitions {
-        obs: ObsRef::U8(lp.obs.as_slice().into()),
-        actions: ActionsRef::Discrete(actions.into()),
-        extras: extras.into(),
-        rewards: (&[0f32; 4][..]).into(),
-        terminated: (&[0u8; 4][..]).into(),
-        truncated: (&[0u8; 4][..]).into(),
-        next_obs: ObsRef::U8(lp.obs.as_slice().into()),
-        state: (&[][..]).into(),
-        task: (&[0u64; 4][..]).into(),
+    let obs_a = [ArrayRef::new(lp.obs.as_slice())];
+    let mut record = |actions: &[i32], extras: &[f32]| {
+        let actions_a = [ArrayRef::new(actions)];
+        a.record(Transitions {
+            obs: obs_a.as_slice().into(),
+            actions: actions_a.as_slice().into(),
+            extras: extras.into(),
+            rewards: (&[0f32; 4][..]).into(),
+            terminated: (&[0u8; 4][..]).into(),
+            truncated: (&[0u8; 4][..]).into(),
+            next_obs: obs_a.as_slice().into(),
+            task: (&[0u64; 4][..]).into(),
+            ..Default::default()
+        })
+        .unwrap_err()
     };
-    let e = a.record(step(&[0, 1, 9, 0], &[0.0; 8])).unwrap_err();
-    assert!(one_line(e).contains("out of range"));
-    let e = a.record(step(&[0; 4], &[])).unwrap_err();
-    assert!(one_line(e).contains("extras"));
+    assert!(one_line(record(&[0, 1, 9, 0], &[0.0; 8])).contains("out of range"));
+    assert!(one_line(record(&[0; 4], &[])).contains("extras"));
 }
