@@ -157,7 +157,7 @@ impl Plugin {
             .map_err(|_| fail("panicked while opening the library".into()))?
             .map_err(|e| fail(describe_library_error(&e)))?;
         check_api_version(header).map_err(fail)?;
-        let root = header.init_root_module::<PluginRoot_Ref>().map_err(|e| fail(describe_library_error(&e)))?;
+        let root = metarl_plugin_kit::load::init_root(header).map_err(|e| fail(describe_library_error(&e)))?;
         let kind = root.kind();
         if kind != entry.kind {
             return Err(fail(format!("the library is a {kind} plugin but the registry says {}", entry.kind)));

@@ -409,7 +409,8 @@ impl Runner<'_> {
 
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
-        let id = unit.id(plan);
+        // metrics.jsonl lines carry the unit's name; its files are named by its id.
+        let id = unit.name(plan);
         let s = unit.seed(plan);
         match *unit {
             Unit::Pretrain { panel, method, seed } => {

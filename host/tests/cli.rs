@@ -36,7 +36,7 @@ fn plugins_list_shows_kind_version_capabilities_and_families() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let row = out.lines().find(|l| l.starts_with("gridworld ")).expect("gridworld row");
-    for col in ["env", "0.1.0", "demos,trials"] {
+    for col in ["env", "0.2.0", "demos,trials,final-obs"] {
         assert!(row.contains(col), "{row}");
     }
     assert!(out.contains("families: gridworld (16 tasks), gridworld-hidden (16 tasks)"), "{out}");
@@ -76,7 +76,7 @@ fn the_sdk_example_plugin_runs_through_the_host() {
     let o = metarl(&reg, &["env", "bench", "bandit", "--task", "bandit5:0,2", "--envs", "4", "--steps", "400"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("(f32 vector 1)") && out.contains("40 episodes finished"), "{out}");
+    assert!(out.contains("(vector: vector f32 [1])") && out.contains("40 episodes finished"), "{out}");
     let o = metarl(&reg, &["env", "bench", "bandit", "--task", "bandit5", "--config", "horizon = 0"]);
     assert_one_line_error(&o, &["plugin 'bandit': new_env failed: num_envs, trials and horizon must be at least 1"]);
 }

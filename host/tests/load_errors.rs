@@ -63,32 +63,57 @@ fn a_panic_during_initialisation_is_caught() {
     assert!(stdout(&o).contains("initialisation failed: panicked: in init: fixture panics in descriptor as asked"), "{}", stdout(&o));
 }
 
-/// Builds the env fixture against a modified copy of plugin-api, in a scratch workspace kept
-/// under target/ so that reruns are incremental.
-fn build_skewed(tag: &str, edit_api: impl Fn(&Path)) -> PathBuf {
+/// Copies plugin-api (with the kit) and the env fixture into a scratch workspace kept under
+/// target/, applies `edit_api` to the copy of plugin-api, and adds `extra` members.
+fn skew_workspace(tag: &str, edit_api: impl Fn(&Path), extra: &[(&str, &str, &str)]) -> PathBuf {
     let root = root();
     let ws = target_dir().join("test-skew").join(tag);
-    let _ = std::fs::remove_dir_all(ws.join("plugin-api/src"));
+    let _ = std::fs::remove_dir_all(ws.join("plugin-api"));
     let _ = std::fs::remove_dir_all(ws.join("fixture/src"));
     std::fs::create_dir_all(ws.join("fixture")).unwrap();
     copy_dir(&root.join("plugin-api"), &ws.join("plugin-api"));
     copy_dir(&root.join("host/tests/fixtures/fixture-env/src"), &ws.join("fixture/src"));
     let main_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let shared = &main_manifest[main_manifest.find("[workspace.package]").unwrap()..];
-    std::fs::write(ws.join("Cargo.toml"), format!("[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"fixture\"]\n\n{shared}")).unwrap();
+    let mut members = vec!["\"plugin-api\"".to_string(), "\"plugin-api/kit\"".to_string(), "\"fixture\"".to_string()];
+    for (dir, manifest, main) in extra {
+        std::fs::create_dir_all(ws.join(dir).join("src")).unwrap();
+        std::fs::write(ws.join(dir).join("Cargo.toml"), manifest).unwrap();
+        std::fs::write(ws.join(dir).join("src/main.rs"), main).unwrap();
+        members.push(format!("\"{dir}\""));
+    }
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        format!("[workspace]\nresolver = \"2\"\nmembers = [{}]\n\n{shared}", members.join(", ")),
+    )
+    .unwrap();
     let fixture_manifest = std::fs::read_to_string(root.join("host/tests/fixtures/fixture-env/Cargo.toml"))
         .unwrap()
         .replace("name = \"metarl-fixture-env\"", &format!("name = \"metarl-fixture-skew-{tag}\""));
     std::fs::write(ws.join("fixture/Cargo.toml"), fixture_manifest).unwrap();
     std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     edit_api(&ws.join("plugin-api"));
-    // Its own target dir: cargo hashes path packages by their workspace-relative path, so in the
-    // main target dir the modified plugin-api would overwrite the real one.
+    ws
+}
+
+/// Builds `package` of a skew workspace in its own target dir: cargo hashes path packages by
+/// their workspace-relative path, so in the main target dir the modified plugin-api would
+/// overwrite the real one. The dev profile compiles fastest; a release host loads a dev-built
+/// plugin just the same.
+fn build_in(ws: &Path, package: &str) -> PathBuf {
     let manifest = ws.join("Cargo.toml");
     let skew_target = target_dir().join("test-skew").join("target");
-    // The dev profile compiles fastest; a release host loads a dev-built plugin just the same.
-    cargo_dev(&["build", "-q", "--manifest-path", manifest.to_str().unwrap(), "--target-dir", skew_target.to_str().unwrap()], &[]);
-    skew_target.join("debug").join(format!("libmetarl_fixture_skew_{tag}.so"))
+    cargo_dev(
+        &["build", "-q", "-p", package, "--manifest-path", manifest.to_str().unwrap(), "--target-dir", skew_target.to_str().unwrap()],
+        &[],
+    );
+    skew_target.join("debug")
+}
+
+/// Builds the env fixture against a modified copy of plugin-api.
+fn build_skewed(tag: &str, edit_api: impl Fn(&Path)) -> PathBuf {
+    let ws = skew_workspace(tag, edit_api, &[]);
+    build_in(&ws, &format!("metarl-fixture-skew-{tag}")).join(format!("libmetarl_fixture_skew_{tag}.so"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -111,24 +136,87 @@ fn edit(path: &Path, from: &str, to: &str) {
 }
 
 #[test]
-fn a_plugin_built_against_another_api_version_is_refused() {
-    let lib = build_skewed("version", |api| edit(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\""));
+fn a_plugin_built_against_plugin_api_0_1_is_refused() {
+    let lib = build_skewed("version", |api| edit(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.1.0\""));
     check_fails(
         &entry("old", "env", &lib),
-        &["plugin 'old'", "libmetarl_fixture_skew_version.so", "built against metarl-plugin-api 0.2.0, incompatible with this host's 0.1"],
+        &["plugin 'old'", "libmetarl_fixture_skew_version.so", "built against metarl-plugin-api 0.1.0, incompatible with this host's 0.2.0"],
     );
 }
 
 #[test]
 fn a_plugin_with_a_different_abi_layout_is_refused() {
     // Same version number, but a field of a boundary type changed width.
-    let lib = build_skewed("layout", |api| edit(&api.join("src/env.rs"), "pub ret: f32,", "pub ret: f64,"));
+    let lib = build_skewed("layout", |api| {
+        edit(&api.join("src/types.rs"), "    pub value: f64,\n}", "    pub value: f32,\n}");
+        edit(&api.join("src/types.rs"), "Self { name: name.into(), value }", "Self { name: name.into(), value: value as f32 }");
+    });
     check_fails(
         &entry("skewed", "env", &lib),
         &[
             "plugin 'skewed'",
             "libmetarl_fixture_skew_layout.so",
-            "ABI layout differs from this host's metarl-plugin-api 0.1.0: mismatched type (expected f32, found f64)",
+            "ABI layout differs from this host's metarl-plugin-api 0.2.0: mismatched type (expected f64, found f32)",
         ],
     );
+}
+
+/// A host program built against a later 0.2.x plugin-api that appended a root-module field
+/// and an env method after the prefix markers.
+const NEWER_HOST: &str = r#"
+use abi_stable::std_types::RStr;
+use metarl_plugin_api::env::EnvRequest;
+use metarl_plugin_api::export::HostLogger;
+
+extern "C" fn log(_: u8, _: RStr<'_>, _: RStr<'_>) {}
+
+fn main() {
+    let path = std::env::args().nth(1).expect("plugin path");
+    // As the metarl host opens a plugin (the kit's loader, built against this newer API).
+    let root = metarl_plugin_kit::load::root_module(&path).unwrap();
+    let d = (root.init())(HostLogger { max_level: 0, log }).into_result().unwrap();
+    println!("loaded {} {}", d.name, d.version);
+    println!("appended field: {:?}", root.api_patch());
+    let req = EnvRequest { family: "count".into(), tasks: vec![0].into(), num_envs: 2, trials: 1, seed: 0, threads: 1, config: "".into() };
+    let mut env = (root.new_env())(&req).into_result().unwrap();
+    println!("spec: {}", env.spec().into_result().unwrap().obs);
+    println!("appended method: {}", env.describe().into_result().unwrap());
+}
+"#;
+
+#[test]
+fn a_newer_0_2_host_loads_a_plugin_built_against_0_2_0() {
+    // The plugin: the real env fixture, built against this workspace's plugin-api 0.2.0.
+    let lib = plugin("metarl-fixture-env");
+    // The host: built against a copy of plugin-api 0.2.1 that grew after the prefix markers.
+    let manifest = "[package]\nname = \"newer-host\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+                    metarl-plugin-api = { path = \"../plugin-api\" }\nmetarl-plugin-kit = { path = \"../plugin-api/kit\" }\nabi_stable = \"0.11.3\"\n";
+    let ws = skew_workspace(
+        "appended",
+        |api| {
+            edit(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.2.1\"");
+            edit(
+                &api.join("src/env.rs"),
+                "    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> PResult<RVec<Trajectory>>;\n}",
+                "    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> PResult<RVec<Trajectory>>;\n    \
+                 /// Added in 0.2.1.\n    fn describe(&self) -> PResult<RString> {\n        \
+                 abi_stable::std_types::ROk(RString::from(\"absent: the plugin predates it\"))\n    }\n}",
+            );
+            edit(
+                &api.join("src/export.rs"),
+                "    pub new_meta: extern \"C\" fn(req: &MetaRequest) -> PResult<MetaBox>,\n}",
+                "    pub new_meta: extern \"C\" fn(req: &MetaRequest) -> PResult<MetaBox>,\n    /// Added in 0.2.1.\n    pub api_patch: u32,\n}",
+            );
+            edit(&api.join("src/export.rs"), "            new_meta: new_meta_impl::<P>,\n", "            new_meta: new_meta_impl::<P>,\n            api_patch: 1,\n");
+        },
+        &[("newer-host", manifest, NEWER_HOST)],
+    );
+    let bin = build_in(&ws, "newer-host").join("newer-host");
+    let o = std::process::Command::new(&bin).arg(&lib).output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("loaded fixture-env 0.2.0"), "{out}");
+    assert!(out.contains("appended field: None"), "an older plugin's root module lacks the new field: {out}");
+    assert!(out.contains("spec: vector: vector f32 [2]"), "{out}");
+    assert!(out.contains("appended method: absent: the plugin predates it"), "an older env answers with the default: {out}");
 }

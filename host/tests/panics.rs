@@ -160,7 +160,7 @@ fn run_phase(meta_cfg: &str, budget: u64) -> (Result<(), metarl::loader::CallErr
     let algo_p = load("metarl-fixture-algo", "fx-algo", "algo");
     let meta_p = load("metarl-fixture-meta", "fx-meta", "meta");
     let mut algo = algo_p
-        .new_algo(&AlgoRequest { obs: ObsSpace::image(64, 64, 3), action: ActionSpace::discrete(5), ..algo_request("") })
+        .new_algo(&AlgoRequest { obs: ObsSpace::image(64, 64, 3), action: ActionSpace::discrete(5), num_envs: 4, ..algo_request("") })
         .unwrap();
     let mut meta = meta_p.new_meta(&meta_request(1, meta_cfg)).unwrap();
     let mut last = 0;

@@ -29,8 +29,8 @@ plugin = "const"
 [pretrain]
 env_steps = 400
 [adapt]
-env_steps = 200
-eval_every = 100
+env_steps = 192
+eval_every = 64
 eval_episodes = 4
 [[method]]
 label = "MT"
@@ -52,12 +52,39 @@ fn a_good_experiment_runs_and_writes_its_results() {
     let (d, reg) = setup();
     let o = run_exp(d.path(), &reg, GOOD, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
     for f in ["config.toml", "metrics.jsonl", "curves.json", "summary.md", "summary.csv", "curves.svg", "curves.png"] {
-        assert!(d.path().join("out").join(f).is_file(), "{f} missing");
+        assert!(out.join(f).is_file(), "{f} missing");
     }
-    assert!(d.path().join("out/checkpoints/p0-m0-s1.safetensors").is_file());
-    let summary = std::fs::read_to_string(d.path().join("out/summary.md")).unwrap();
+    for f in ["success-curves.json", "success-summary.md", "success-summary.csv", "success-curves.svg", "success-curves.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // One checkpoint per pretraining unit, named after it.
+    let mut ckpts: Vec<String> =
+        std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    ckpts.sort();
+    assert_eq!(ckpts.len(), 2, "{ckpts:?}");
+    assert!(ckpts[0].starts_with("pretrain-12-train-tasks-mt-seed-0-") && ckpts[0].ends_with(".safetensors"), "{ckpts:?}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("| MT |") && summary.contains("| scratch |"), "{summary}");
+    // Every curve point is an evaluation of eval_episodes episodes, with return and success.
+    let curves: Vec<serde_json::Value> = std::fs::read_dir(out.join("units"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(curves.len(), 2 * 2 * 2, "adapt and scratch, 2 seeds, 2 held-out tasks");
+    for c in &curves {
+        let points = c["points"].as_array().unwrap();
+        let steps: Vec<u64> = points.iter().map(|p| p["env_steps"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [0, 64, 128, 192], "{c}");
+        for p in points {
+            assert_eq!(p["episodes"], 4, "{p}");
+            let success = p["success"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&success) && p["ret"].as_f64().is_some(), "{p}");
+        }
+    }
 }
 
 /// `param0` the fixture algo reported at each update of `unit`, in order (the line that closes
@@ -83,8 +110,8 @@ fn adaptation_starts_from_the_checkpoint_and_reset_heads_reinitialises_the_heads
         let o = run_exp(d.path(), &reg, &text, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         let out = d.path().join("out");
-        let pretrained = *param0_of(&out, "pretrain-p0-m0-s0").last().unwrap();
-        let adapted = param0_of(&out, "adapt-p0-m0-s0-t0");
+        let pretrained = *param0_of(&out, "pretrain/12 train tasks/MT/seed 0").last().unwrap();
+        let adapted = param0_of(&out, "adapt/12 train tasks/MT/seed 0/12");
         assert!(pretrained >= 10.0, "pretraining made {pretrained} updates");
         let start = if reset { 0.0 } else { pretrained };
         assert_eq!(adapted[0], start + 1.0, "fine-tuning {label}: {adapted:?}");
@@ -122,7 +149,15 @@ fn incompatible_combinations_name_both_plugins_and_the_missing_capability() {
 #[test]
 fn invalid_budgets_are_refused() {
     assert_refused(&GOOD.replace("env_steps = 400", "env_steps = 0"), &["exp.toml:10:", "pretrain.env_steps must be at least 1"]);
-    assert_refused(&GOOD.replace("eval_every = 100", "eval_every = 500"), &["exp.toml:13:", "adapt.eval_every must be between 1 and adapt.env_steps (200)"]);
+    assert_refused(&GOOD.replace("eval_every = 64", "eval_every = 500"), &["exp.toml:13:", "adapt.eval_every must be between 1 and adapt.env_steps (192)"]);
+    // Evaluations happen between updates: 8 steps x 4 envs of the fixture algo.
+    assert_refused(
+        &GOOD.replace("eval_every = 64", "eval_every = 48"),
+        &["exp.toml:13:", "adapt.eval_every (48) must be a multiple of the update interval of algo plugin 'const' (32 env steps"],
+    );
+    assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = 4\neval_policy = \"best\""), &["exp.toml:15:", "adapt.eval_policy 'best' must be sample or greedy"]);
+    assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = 4\neval_envs = 5"), &["exp.toml:15:", "adapt.eval_envs must be between 1 and adapt.eval_episodes (4)"]);
+    assert_refused(&GOOD.replace("num_envs = 4", "num_envs = 4\nthreads = 0"), &["exp.toml:3:", "threads must be at least 1"]);
     assert_refused(&GOOD.replace("seeds = [0, 1]", "seeds = []"), &["exp.toml:1:", "seeds: give at least one seed"]);
     assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = -1"), &["exp.toml:14:"]);
     assert_refused(&GOOD.replace("[pretrain]", "[pretrain]\nsteps = 3"), &["exp.toml:10:", "unknown field `steps`"]);
@@ -152,7 +187,7 @@ fn unwritable_and_existing_run_dirs_are_refused() {
 fn resume_refuses_a_changed_experiment() {
     let (d, reg) = setup();
     assert!(run_exp(d.path(), &reg, GOOD, &[]).status.success());
-    let o = run_exp(d.path(), &reg, &GOOD.replace("env_steps = 200", "env_steps = 300"), &["--resume"]);
+    let o = run_exp(d.path(), &reg, &GOOD.replace("env_steps = 192", "env_steps = 256"), &["--resume"]);
     assert_one_line_error(&o, &["the experiment (or a plugin version) changed since"]);
     let o = run_exp(d.path(), &reg, GOOD, &["--resume"]);
     assert!(o.status.success(), "resuming a finished run just rewrites the report: {}", stderr(&o));
@@ -182,4 +217,83 @@ fn env_leakage_reports_identical_first_frames() {
     assert_eq!(stdout(&o).lines().last().unwrap(), "0 of 8 held-out tasks have a first frame identical to a training task's");
     let o = metarl(&reg, &["env", "leakage", "gridworld", "--train", "gridworld:0..8", "--test", "gridworld:7..9"]);
     assert_one_line_error(&o, &["task 7 is in both --train and --test"]);
+}
+
+/// Each unit's result files, by unit name (what the curve and metrics files hold).
+fn unit_results(run_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(run_dir.join("units")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            out.insert(c["unit"].as_str().unwrap().to_string(), c.to_string());
+        }
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    for line in metrics.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        out.entry(format!("metrics {}", v["unit"].as_str().unwrap())).or_default().push_str(line);
+    }
+    out
+}
+
+#[test]
+fn reordering_methods_leaves_every_methods_numbers_unchanged() {
+    // Seeds come from unit names (labels), never from positions in the file.
+    let two = GOOD.replace("plugin = \"const\"", "plugin = \"const\"\nconfig = { update_adds = 0.5 }")
+        + "[[method]]\nlabel = \"loop\"\nmeta = \"fx-meta\"\n";
+    let swapped = two.replace(
+        "[[method]]\nlabel = \"MT\"\nmeta = \"mt\"\n[[method]]\nlabel = \"loop\"\nmeta = \"fx-meta\"\n",
+        "[[method]]\nlabel = \"loop\"\nmeta = \"fx-meta\"\n[[method]]\nlabel = \"MT\"\nmeta = \"mt\"\n",
+    );
+    assert_ne!(two, swapped);
+    let (d1, reg1) = setup();
+    let o = run_exp(d1.path(), &reg1, &two, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (d2, reg2) = setup();
+    let o = run_exp(d2.path(), &reg2, &swapped, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (unit_results(&d1.path().join("out")), unit_results(&d2.path().join("out")));
+    assert_eq!(a.len(), b.len());
+    for (unit, result) in &a {
+        assert_eq!(Some(result), b.get(unit), "unit {unit} changed when the methods were swapped");
+    }
+    // The comparison can tell units apart: another seed gives other numbers.
+    assert_ne!(a["adapt/12 train tasks/MT/seed 0/12"], a["adapt/12 train tasks/MT/seed 1/12"].replace("seed 1", "seed 0"));
+}
+
+#[test]
+fn a_damaged_checkpoint_is_a_one_line_error_naming_it() {
+    let (d, reg) = setup();
+    let one_seed = GOOD.replace("seeds = [0, 1]", "seeds = [0]");
+    assert!(run_exp(d.path(), &reg, &one_seed, &[]).status.success());
+    let out = d.path().join("out");
+    let ckpt = std::fs::read_dir(out.join("checkpoints")).unwrap().next().unwrap().unwrap().path();
+    let good = std::fs::read(&ckpt).unwrap();
+    let redo_adaptation = || {
+        for e in std::fs::read_dir(out.join("units")).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with("adapt-") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    };
+    // One flipped byte in the algo state: caught by its SHA-256, not loaded.
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    for (bytes, needle) in [(flipped, "does not match its SHA-256"), (good[..good.len() / 2].to_vec(), "truncated"), (b"junk".to_vec(), "shorter than its header")] {
+        std::fs::write(&ckpt, &bytes).unwrap();
+        redo_adaptation();
+        let o = run_exp(d.path(), &reg, &one_seed, &["--resume"]);
+        assert_one_line_error(&o, &[&ckpt.display().to_string(), "damaged or not a metarl checkpoint", needle]);
+    }
+}
+
+#[test]
+fn a_meta_plugin_that_skips_an_evaluation_is_refused() {
+    let text = GOOD.replace("meta = \"mt\"", "meta = \"fx-meta\"\nconfig = { ignore_eval = true }");
+    let (d, reg) = setup();
+    let o = run_exp(d.path(), &reg, &text, &[]);
+    assert_one_line_error(&o, &["the meta plugin did not carry out the evaluation the host asked for"]);
 }

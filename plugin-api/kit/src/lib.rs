@@ -9,12 +9,14 @@
 //! - [`seeds`]: SplitMix64, the one seed source: streams for meta-methods, and seeds derived
 //!   from names for the host.
 //! - [`config`]: plugin configs from TOML text, with errors that name the key.
-//! - [`process`]: process-wide malloc settings a host applies at start.
+//! - [`load`]: opening a plugin library's root module, as a host does.
+//! - [`process`]: process-wide settings a host applies at start (malloc, thread pools).
 #![deny(missing_docs)]
 
 pub mod buf;
 pub mod config;
 pub mod driver;
+pub mod load;
 pub mod process;
 pub mod seeds;
 
