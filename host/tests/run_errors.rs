@@ -297,3 +297,24 @@ fn a_meta_plugin_that_skips_an_evaluation_is_refused() {
     let o = run_exp(d.path(), &reg, &text, &[]);
     assert_one_line_error(&o, &["the meta plugin did not carry out the evaluation the host asked for"]);
 }
+
+#[test]
+fn evaluation_policy_reaches_the_agent() {
+    // The fixture algo counts the acts it was asked to make greedily and reports the count
+    // with its next update, so the adaptation unit's metrics show what evaluations asked for.
+    let greedy_acts = |policy: &str| -> f64 {
+        let text = GOOD.replace("seeds = [0, 1]", "seeds = [0]").replace("eval_episodes = 4", &format!("eval_episodes = 4\neval_policy = \"{policy}\""));
+        let (d, reg) = setup();
+        let o = run_exp(d.path(), &reg, &text, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let metrics = std::fs::read_to_string(d.path().join("out/metrics.jsonl")).unwrap();
+        metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["unit"].as_str().unwrap().starts_with("adapt/"))
+            .filter_map(|v| v["acted_deterministic"].as_f64())
+            .fold(0.0, f64::max)
+    };
+    assert!(greedy_acts("greedy") > 0.0);
+    assert_eq!(greedy_acts("sample"), 0.0);
+}
