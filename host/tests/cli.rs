@@ -80,3 +80,19 @@ fn the_sdk_example_plugin_runs_through_the_host() {
     let o = metarl(&reg, &["env", "bench", "bandit", "--task", "bandit5", "--config", "horizon = 0"]);
     assert_one_line_error(&o, &["plugin 'bandit': new_env failed: num_envs, trials and horizon must be at least 1"]);
 }
+
+#[test]
+fn every_shipped_experiment_passes_its_check() {
+    if !is_release() {
+        eprintln!("skipped: the shipped registry points at release builds");
+        return;
+    }
+    let reg = shipped_registry();
+    for e in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let o = metarl(&reg, &["run", path.to_str().unwrap(), "--check"]);
+            assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+        }
+    }
+}

@@ -291,7 +291,7 @@ impl Driver {
         self.n
     }
 
-    /// The recurrent state, `num_envs * state_dim` floats.
+    /// The recurrent state the next step starts from, `num_envs * state_dim` floats.
     pub fn state(&self) -> &[f32] {
         &self.state
     }
@@ -369,7 +369,28 @@ impl Driver {
             let last = self.last();
             ffi("record", algo.record(last.transitions()))?;
         }
+        // The memory the next step starts from is ready now (what `state()` shows, and what an
+        // evaluation from the agent's memory copies); the RL² inputs follow when it starts.
+        for i in 0..self.n {
+            if self.forgets(i) {
+                let rows = i * self.state_dim..(i + 1) * self.state_dim;
+                match &self.snapshot {
+                    Some(s) => self.state[rows.clone()].copy_from_slice(&s[rows]),
+                    None => self.state[rows].fill(0.0),
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether env `i`'s memory goes back to its start after the latest step.
+    fn forgets(&self, i: usize) -> bool {
+        let episode_end = (self.batch.terminated[i] | self.batch.truncated[i]) == 1;
+        let scope_end = match self.memory_reset {
+            MemoryReset::Episode => episode_end,
+            MemoryReset::Task => self.batch.task_end[i] == 1,
+        };
+        scope_end || (self.snapshot.is_some() && episode_end)
     }
 
     /// The columns of the latest step (valid until the next step).
@@ -393,23 +414,14 @@ impl Driver {
         }
     }
 
-    /// Derives the next step's inputs from the latest step's outputs.
+    /// Derives the next step's RL² inputs from the latest step's outputs (the memory itself
+    /// was reset when that step ended).
     fn advance(&mut self) {
         std::mem::swap(&mut self.prev_actions, &mut self.actions);
         self.prev_reward.copy_from_slice(&self.batch.reward);
         for i in 0..self.n {
-            let episode_end = self.batch.terminated[i] | self.batch.truncated[i];
-            self.first[i] = episode_end;
-            let forget = match self.memory_reset {
-                MemoryReset::Episode => episode_end == 1,
-                MemoryReset::Task => self.batch.task_end[i] == 1,
-            } || (self.snapshot.is_some() && episode_end == 1);
-            if forget {
-                let rows = i * self.state_dim..(i + 1) * self.state_dim;
-                match &self.snapshot {
-                    Some(s) => self.state[rows.clone()].copy_from_slice(&s[rows]),
-                    None => self.state[rows].fill(0.0),
-                }
+            self.first[i] = self.batch.terminated[i] | self.batch.truncated[i];
+            if self.forgets(i) {
                 self.prev_reward[i] = 0.0;
                 self.prev_actions.zero_row(i);
             }
