@@ -341,7 +341,7 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-fn summary_markdown(title: &str, stats: &[SummaryStats]) -> String {
+fn summary_markdown(title: &str, what: &str, stats: &[SummaryStats]) -> String {
     let mut md = format!("# {}\n\n", title.replace(['\n', '\r'], " "));
     md.push_str("| panel | method | seeds | zero-shot | final | AUC |\n");
     md.push_str("|---|---|---:|---:|---:|---:|\n");
@@ -359,11 +359,13 @@ fn summary_markdown(title: &str, stats: &[SummaryStats]) -> String {
         );
     }
     md.push_str(
-        "\nMean ± standard error across seeds (each seed's curve first averaged over tasks). \
-         zero-shot: return at the first step, before adaptation; final: at the last step; \
-         AUC: trapezoid area under the curve divided by its step range, i.e. the mean return \
-         over adaptation. `n=` counts the seeds behind a value when fewer than two, or fewer \
-         than the row's, have one.\n",
+        &format!(
+            "\nMean ± standard error across seeds (each seed's curve first averaged over tasks). \
+             zero-shot: {what} at the first step, before adaptation; final: at the last step; \
+             AUC: trapezoid area under the curve divided by its step range, i.e. the mean {what} \
+             over adaptation. `n=` counts the seeds behind a value when fewer than two, or fewer \
+             than the row's, have one.\n"
+        ),
     );
     md
 }
@@ -903,7 +905,8 @@ pub fn write_metric_report(dir: &Path, prefix: &str, y_label: &str, title: &str,
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
     };
-    write(&files.summary_md, summary_markdown(title, &stats).as_bytes())?;
+    let what = if y_label == "test return" { "return" } else { y_label };
+    write(&files.summary_md, summary_markdown(title, what, &stats).as_bytes())?;
     write(&files.summary_csv, summary_csv(&rows).as_bytes())?;
     write(&files.svg, svg.as_bytes())?;
     write(&files.png, &png)?;
@@ -1018,7 +1021,7 @@ mod tests {
         assert_pair(summarize(&gap)[0].auc, (3.0, 0.0), "AUC across a gap");
 
         let stats = summary_stats(&curves);
-        let md = summary_markdown("t", &stats);
+        let md = summary_markdown("t", "return", &stats);
         assert!(
             md.contains("| p | m | 1 | 2.00 ± 0.00 (n=1) | 3.00 ± 0.00 (n=1) | 3.25 ± 0.00 (n=1) |"),
             "{md}"
@@ -1037,7 +1040,7 @@ mod tests {
         // Seed 0 averages [2, 3.5, 5]; seed 1 is [2, 2, NaN].
         assert_eq!(agg.mean, [2.0, 2.75, 5.0]);
         assert_eq!(agg.se[2], 0.0, "only seed 0 reaches step 20");
-        let md = summary_markdown("t", &summary_stats(&curves));
+        let md = summary_markdown("t", "return", &summary_stats(&curves));
         assert!(
             md.contains("| 5.00 ± 0.00 (n=1) |"),
             "the final value rests on one seed: {md}"

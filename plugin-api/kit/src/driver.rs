@@ -621,8 +621,8 @@ pub fn evaluate(ctx: &mut MetaContext<'_>, req: &EvalRequest, agent: &EvalAgent<
     d.start_from_memory(agent.memory);
     let n = d.num_envs();
     if !agent.context.is_empty() {
-        let dim = info_context_rows(agent.context, n);
-        d.context = (0..n).flat_map(|i| agent.context[(i % dim.0) * dim.1..(i % dim.0 + 1) * dim.1].to_vec()).collect();
+        let (rows, width) = context_rows(agent.context, n);
+        d.context = (0..n).flat_map(|i| agent.context[(i % rows) * width..(i % rows + 1) * width].to_vec()).collect();
     }
     let quota: Vec<u32> = (0..n as u32).map(|i| eval_quota(req.episodes, n as u32, i)).collect();
     let mut done = vec![0u32; n];
@@ -663,7 +663,7 @@ pub fn evaluate(ctx: &mut MetaContext<'_>, req: &EvalRequest, agent: &EvalAgent<
 }
 
 /// `(rows, width)` of context rows given for `n` envs: one shared row, or one per env.
-fn info_context_rows(context: &[f32], n: usize) -> (usize, usize) {
+fn context_rows(context: &[f32], n: usize) -> (usize, usize) {
     if context.len() % n == 0 && context.len() / n > 0 {
         (n, context.len() / n)
     } else {
