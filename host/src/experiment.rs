@@ -404,9 +404,8 @@ impl Plan {
         let spec = check(&env.name, "spec", env_box.spec())?;
         drop(env_box);
 
-        let algo_base = algo.config_with(&raw.algo.config).map_err(|e| cx.at(raw.algo.plugin.span(), format!("algo.config: {e:#}")))?;
-        let mut algo_base_table = algo.config.clone();
-        merge_tables(&mut algo_base_table, &raw.algo.config);
+        let algo_base_table = algo.merged_config(&raw.algo.config);
+        let algo_base = toml_text(&algo_base_table).map_err(|e| cx.at(raw.algo.plugin.span(), format!("algo.config: {e}")))?;
         let probe_algo = |config: &str, context_dim: u32| -> anyhow::Result<AlgoInfo> {
             let req = AlgoRequest {
                 obs: spec.obs.clone(),

@@ -198,9 +198,14 @@ impl Plugin {
     /// The registry default config merged with `overrides` (overrides win, tables merge), as
     /// TOML text for a request.
     pub fn config_with(&self, overrides: &toml::Table) -> anyhow::Result<String> {
+        toml_text(&self.merged_config(overrides)).map_err(|e| anyhow::anyhow!("plugin '{}': config: {e}", self.name))
+    }
+
+    /// The registry default config merged with `overrides`, as a table.
+    pub fn merged_config(&self, overrides: &toml::Table) -> toml::Table {
         let mut merged = self.config.clone();
         merge_tables(&mut merged, overrides);
-        toml_text(&merged).map_err(|e| anyhow::anyhow!("plugin '{}': config: {e}", self.name))
+        merged
     }
 }
 

@@ -511,8 +511,6 @@ pub struct Trained {
     pub scalars: Vec<Scalar>,
     /// The host asked to stop.
     pub stopped: bool,
-    /// The agent's memory at the end (RL²), `num_envs * state_dim` floats.
-    pub memory: Vec<f32>,
 }
 
 /// The training loop: plays `t.tasks` with the agent and learns as the algo asks.
@@ -551,7 +549,7 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
             d.step(ctx.algo, record, false)?;
             if record {
                 out.recorded += d.num_envs() as u64;
-                for &task in d.last().task {
+                for &task in d.batch.prev_task() {
                     if seen_set.insert(task) {
                         seen.push(task);
                     }
@@ -561,8 +559,8 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
                 hook(&d)?;
             }
         }
-        let warm = t.recorded_before + out.recorded >= info.learning_starts;
-        if record && full && warm {
+        let updated = record && full && t.recorded_before + out.recorded >= info.learning_starts;
+        if updated {
             let plan = match t.planner.as_mut() {
                 Some(p) => p(&info, &seen),
                 None => default_plan(&info, &seen),
@@ -570,7 +568,6 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
             out.scalars = update(ctx.algo, &plan)?.scalars.into_vec();
             out.updates += 1;
         }
-        let updated = record && full && warm;
         let at_end = d.env_steps >= t.budget;
         if t.report && (updated || !t.learn || at_end) && !progress(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory))? {
             out.stopped = true;
@@ -578,7 +575,6 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
         }
     }
     out.env_steps = d.env_steps;
-    out.memory = d.state().to_vec();
     Ok(out)
 }
 
