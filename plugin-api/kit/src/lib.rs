@@ -10,6 +10,7 @@
 //!   from names for the host.
 //! - [`config`]: plugin configs from TOML text, with errors that name the key.
 //! - [`load`]: opening a plugin library's root module, as a host does.
+//! - [`locate`]: files the set-up installs into the project venv, found at run time.
 //! - [`process`]: process-wide settings a host applies at start (malloc, thread pools).
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod buf;
 pub mod config;
 pub mod driver;
 pub mod load;
+pub mod locate;
 pub mod process;
 pub mod seeds;
 

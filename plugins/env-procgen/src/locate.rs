@@ -1,8 +1,6 @@
 //! Finding the installed Procgen package (the `procgen` directory of the `procgen2==0.10.7`
 //! wheel, which holds `data/prebuilt/libenv.so` and `data/assets/`).
 
-use std::ffi::{CStr, OsStr};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use metarl_plugin_api::types::PluginError;
@@ -35,33 +33,6 @@ impl Procgen {
     }
 }
 
-/// `dir/.venv/lib/python3*/site-packages/procgen`, if it is a complete install.
-fn in_venv(dir: &Path) -> Option<PathBuf> {
-    let lib = dir.join(".venv/lib");
-    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .map(|e| e.path().join("site-packages/procgen"))
-        .collect();
-    pythons.sort();
-    pythons.into_iter().find(|p| Procgen::is_complete(p))
-}
-
-/// The file this code was loaded from: the plugin library (or a test binary).
-fn own_file() -> Option<PathBuf> {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let addr = own_file as fn() -> Option<PathBuf> as *const libc::c_void;
-    // SAFETY: dladdr only reads the address and fills `info`.
-    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr returns a NUL-terminated path owned by the loader.
-    let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(OsStr::from_bytes(name.to_bytes()));
-    path.canonicalize().ok().or(Some(path))
-}
-
 /// Finds Procgen: config `procgen_dir`, then `$METARL_PROCGEN_DIR`, then a `.venv` in the
 /// current directory, then a `.venv` in any ancestor of the plugin library (which sits in
 /// `<repo>/target/release/`).
@@ -83,14 +54,8 @@ pub fn find(configured: Option<&Path>) -> Result<Procgen, PluginError> {
     if let Some(dir) = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
         return explicit(PathBuf::from(dir), ENV_VAR);
     }
-    let mut candidates: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
-    if let Some(file) = own_file() {
-        candidates.extend(file.ancestors().skip(1).map(Path::to_path_buf));
-    }
-    for dir in &candidates {
-        if let Some(found) = in_venv(dir) {
-            return Ok(Procgen { dir: found });
-        }
+    if let Some(dir) = metarl_plugin_kit::locate::venv_package("procgen", &Procgen::is_complete) {
+        return Ok(Procgen { dir });
     }
     Err(PluginError::failed(format!(
         "Procgen is not installed: no .venv/lib/python3*/site-packages/procgen in the current directory or above the plugin \
