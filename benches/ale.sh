@@ -7,7 +7,7 @@
 #
 # It also checks fidelity: the plugin's frames for a fixed action sequence against the same
 # preprocessing written in Python with OpenCV's cv2.resize(INTER_LINEAR), as DER and the
-# author's code do it (opencv-python-headless is installed at bench time into target/bench-py).
+# author's code do it (opencv-python-headless and gymnasium are installed at bench time into target/bench-py).
 #
 # The last line is `ratio <ours/ale-py>`: the geometric mean over games; the target is >= 1.0.
 #
@@ -35,13 +35,17 @@ printf '[[plugin]]\nname = "ale"\nkind = "env"\npath = "%s"\n' "$LIB" >"$REGISTR
 
 # --- fidelity ------------------------------------------------------------------------------
 BENCH_PY=$ROOT/target/bench-py
-if ! PYTHONPATH=$BENCH_PY "$PY" -c 'import cv2' 2>/dev/null; then
-    echo "installing opencv-python-headless==4.11.0.86 into target/bench-py (bench only)" >&2
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target "$BENCH_PY" opencv-python-headless==4.11.0.86 >&2
+export PYTHONPATH=$BENCH_PY
+if ! "$PY" -c 'import cv2, gymnasium' 2>/dev/null; then
+    # OpenCV for the fidelity check; gymnasium (and its two small dependencies), which
+    # ale_py.vector_env imports. Pinned, without dependencies, so .venv's numpy is kept.
+    echo "installing opencv-python-headless and gymnasium into target/bench-py (bench only)" >&2
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target "$BENCH_PY" \
+        opencv-python-headless==4.11.0.86 gymnasium==1.2.0 cloudpickle==3.1.1 farama-notifications==0.0.4 >&2
 fi
 for game in pong breakout; do
     "$ROOT/target/release/examples/frames" "$game" 2000 "$FRAMES"
-    PYTHONPATH=$BENCH_PY "$PY" - "$game" "$FRAMES" <<'PYEOF'
+    "$PY" - "$game" "$FRAMES" <<'PYEOF'
 import sys
 import cv2
 import numpy as np
