@@ -279,7 +279,6 @@ impl AleEnv {
     /// Starts a new game in env `i`: draws the game when its trials are used up, restarts the
     /// emulator, plays the random no-ops and observes.
     fn new_game(&mut self, i: usize, draw: bool) -> Result<(), PluginError> {
-        let cfg = self.cfg.clone();
         let slot = &mut self.slots[i];
         if draw {
             slot.task = self.tasks[slot.rng.below(self.tasks.len())];
@@ -288,9 +287,10 @@ impl AleEnv {
         let task = slot.task;
         if !slot.emus.contains_key(&task) {
             let seed = mix(slot.rng.next(), hash_name(GAMES[task as usize])) as u32 & 0x7fff_ffff;
-            slot.emus.insert(task, Ale::new(&self.games[&task].rom, settings(&cfg, seed as i32))?);
+            slot.emus.insert(task, Ale::new(&self.games[&task].rom, settings(&self.cfg, seed as i32))?);
         }
-        let noops = if cfg.noop_max > 1 { slot.rng.below(cfg.noop_max as usize) } else { 0 };
+        let noop_max = self.cfg.noop_max as usize;
+        let noops = if noop_max > 1 { slot.rng.below(noop_max) } else { 0 };
         let emu = slot.emus.get_mut(&task).expect("inserted above");
         emu.reset_game();
         for _ in 0..noops {
@@ -351,23 +351,22 @@ impl AleEnv {
     }
 
     /// After a lost life: one no-op frame, then the next observation (the stack is kept).
-    fn after_life_loss(&mut self, i: usize) -> Result<(), PluginError> {
+    /// Returns false if that frame ended the game instead.
+    fn after_life_loss(&mut self, i: usize) -> bool {
         let slot = &mut self.slots[i];
         let emu = slot.emus.get_mut(&slot.task).expect("the current game's emulator exists");
         emu.act(NOOP);
         if emu.game_over() {
-            // Ended by that frame: a new game on the same task, as a reset would start.
-            self.finish_game(i, false);
-            return self.new_game(i, false);
+            return false;
         }
         slot.lives = emu.lives();
         self.grab(i, 0);
         self.push(i, 0);
-        Ok(())
+        true
     }
 
     /// Reports env `i`'s game as an episode.
-    fn finish_game(&mut self, i: usize, _truncated: bool) {
+    fn finish_game(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         if self.episodes.len() >= MAX_PENDING_EPISODES {
             self.episodes.remove(0);
@@ -476,13 +475,13 @@ impl Env for AleEnv {
                     self.write_obs(i, &mut f[i * per..(i + 1) * per]);
                 }
             }
-            if over {
-                self.finish_game(i, cut);
+            // A game also ends when the no-op frame after a lost life ends it; either way the
+            // next game starts as at a game over (trials counted, task drawn when used up).
+            if over || (life_lost && !self.after_life_loss(i)) {
+                self.finish_game(i);
                 let draw = self.slots[i].trial >= self.trials;
                 task_end[i] = draw as u8;
                 self.new_game(i, draw)?;
-            } else if life_lost {
-                self.after_life_loss(i)?;
             }
             self.write_obs(i, &mut obs[i * per..(i + 1) * per]);
             task[i] = self.slots[i].task;
