@@ -169,6 +169,16 @@ impl RainbowAgent {
         &self.replay
     }
 
+    /// Each online parameter's name and values, in `params()` order.
+    pub fn online_params_named(&self) -> Vec<(String, Vec<f32>)> {
+        self.online.params.iter().map(|p| (p.name.clone(), to_vec_f32(&p.t))).collect()
+    }
+
+    /// Copies the online net into the target net now (as every `target_update` steps do).
+    pub fn sync_target(&mut self) {
+        self.target.copy_from(&self.online);
+    }
+
     /// Gradient steps since construction or a fine-tuning load.
     pub fn updates(&self) -> u64 {
         self.updates

@@ -6,9 +6,10 @@ use metarl_env_gridworld::Gridworld;
 use metarl_plugin_api::abi_stable::std_types::{RSlice, RSliceMut};
 use metarl_plugin_api::prelude::*;
 
-/// Gridworld frame side used by the tests: 16-pixel cells on a 4x4 grid, which DER's two
-/// 5x5 stride-5 convolutions turn into 2x2x64 features.
-pub const FRAME_PX: u32 = 64;
+/// Gridworld frame side used by the tests: DER's two 5x5 stride-5 convolutions see 75 of its
+/// 76 pixels (3x3x64 features), so every cell of a 4x4 grid (19 pixels each) is in view (at
+/// 64 pixels they would drop the last 14 rows and columns).
+pub const FRAME_PX: u32 = 76;
 
 pub fn env_request(n: u32, tasks: &[u64], seed: u64) -> EnvRequest {
     EnvRequest {
@@ -44,6 +45,18 @@ pub fn agent(n: u32, context_dim: u32, seed: u64, config: &str) -> RainbowAgent 
 /// A small but complete configuration for fast tests: 51 atoms and every Rainbow part, with
 /// a narrower hidden layer, shorter n, target period and warm-up.
 pub const SMALL: &str = "hidden = 64\nmulti_step = 3\ntarget_update = 100\nlearning_starts = 200\nmemory_capacity = 5000\nbeta_updates = 2000";
+
+/// Who picks the actions.
+pub enum Policy<'a> {
+    /// The agent under test.
+    Agent,
+    /// Uniformly random actions from an LCG state.
+    Random(&'a mut u64),
+    /// Given actions (one per env).
+    Fixed(&'a [i32]),
+    /// The agent under test, greedy with the noise off (evaluation).
+    Greedy,
+}
 
 pub struct Loop {
     pub env: Gridworld,
@@ -98,15 +111,27 @@ impl Loop {
     /// and the agent records when `record`.
     pub fn step(&mut self, agent: &mut RainbowAgent, random: Option<&mut u64>, record: bool) {
         match random {
-            Some(s) => {
+            Some(s) => self.play(agent, Policy::Random(s), record),
+            None => self.play(agent, Policy::Agent, record),
+        }
+    }
+
+    /// One batched step with the given policy.
+    pub fn play(&mut self, agent: &mut RainbowAgent, policy: Policy<'_>, record: bool) {
+        match policy {
+            Policy::Random(s) => {
                 for a in &mut self.actions {
                     *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     *a = ((*s >> 33) % metarl_env_gridworld::NUM_ACTIONS as u64) as i32;
                 }
             }
-            None => agent
+            Policy::Fixed(log) => self.actions.copy_from_slice(&log[..self.n]),
+            Policy::Agent | Policy::Greedy => agent
                 .act(
-                    ActInput { context: self.context.as_slice().into(), ..ActInput::observations(RSlice::from_slice(&[ArrayRef::new(self.obs.as_slice())]), false) },
+                    ActInput {
+                        context: self.context.as_slice().into(),
+                        ..ActInput::observations(RSlice::from_slice(&[ArrayRef::new(self.obs.as_slice())]), matches!(policy, Policy::Greedy))
+                    },
                     ActOutput {
                         actions: RSliceMut::from_mut_slice(&mut [ArrayMut::new(self.actions.as_mut_slice())]),
                         extras: RSliceMut::from_mut_slice(&mut []),
