@@ -397,6 +397,7 @@ impl Algo for RainbowAgent {
         if b.rewards.iter().chain(b.context.iter()).any(|x| !x.is_finite()) {
             return Err(invalid("record: rewards or context contain NaN or infinity"));
         }
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let rows = i * per..(i + 1) * per;
             self.replay.record(Row {
@@ -467,7 +468,7 @@ impl Algo for RainbowAgent {
                 }
             }
             self.updates += 1;
-            if self.updates % self.cfg.target_update == 0 {
+            if self.updates.is_multiple_of(self.cfg.target_update) {
                 self.target.copy_from(&self.online);
             }
             samples += picks.len() as u64;

@@ -917,13 +917,14 @@ mod tests {
         let mut episode = [0u32; 2];
         let mut steps = [0u32; 2];
         // (task, seq in its buffer, obs, bootstrap obs if stored)
-        let mut log: Vec<(u64, u64, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        type Logged = (u64, u64, Vec<u8>, Option<Vec<u8>>);
+        let mut log: Vec<Logged> = Vec::new();
         let mut seqs = std::collections::BTreeMap::<u64, u64>::new();
         for t in 0..3000u32 {
             for lane in 0..2 {
                 let obs = to_obs(&stacks[lane]);
                 steps[lane] += 1;
-                let end = (t * 7 + lane as u32 * 3) % 23 == 0 && steps[lane] > 2;
+                let end = (t * 7 + lane as u32 * 3).is_multiple_of(23) && steps[lane] > 2;
                 let life_lost = end && episode[lane] % 3 != 2;
                 let truncated = end && !life_lost && episode[lane] % 9 == 8;
                 let game_over = end && !life_lost;

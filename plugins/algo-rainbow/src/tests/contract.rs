@@ -3,6 +3,7 @@
 
 use super::common::*;
 use crate::RainbowAgent;
+use metarl_plugin_api::abi_stable::std_types::RSlice;
 use metarl_plugin_api::prelude::*;
 
 const TASKS: &[u64] = &[0, 1];
@@ -207,4 +208,82 @@ fn requests_it_cannot_serve_are_refused_in_one_line() {
     let mut a = agent(1, 0, 1, SMALL);
     let e = a.update(&UpdatePlan::off_policy(vec![3], 4, 1)).unwrap_err();
     assert!(e.message.contains("task 3"), "{}", e.message);
+}
+
+/// DER's memory at full size: 100k Atari transitions (84x84x4, a life lost every 200 steps,
+/// a game over every 1000), then `save`. Each frame is stored once, so the checkpoint is about
+/// 100k x 7056 bytes. Ignored by default (about 1.5 GB of memory); run with `--ignored`.
+#[test]
+#[ignore]
+fn a_full_atari_buffer_checkpoints_in_about_seven_tenths_of_a_gigabyte() {
+    const P: usize = 84 * 84;
+    let req = AlgoRequest {
+        obs: ObsSpace::image(84, 84, 4),
+        action: ActionSpace::discrete(18),
+        num_envs: 1,
+        context_dim: 0,
+        seed: 1,
+        device: "cpu".into(),
+        threads: 1,
+        config: "".into(),
+    };
+    let mut a = RainbowAgent::new(&req).unwrap();
+    let frame = |t: u32| -> Vec<u8> { (0..P).map(|i| (i as u32).wrapping_mul(31).wrapping_add(t.wrapping_mul(7)) as u8).collect() };
+    let to_obs = |fs: &[Vec<u8>]| -> Vec<u8> {
+        let mut o = vec![0; P * 4];
+        for (f, fr) in fs.iter().enumerate() {
+            for px in 0..P {
+                o[px * 4 + f] = fr[px];
+            }
+        }
+        o
+    };
+    let mut stack = vec![vec![0; P], vec![0; P], vec![0; P], frame(0)];
+    let started = std::time::Instant::now();
+    let mut t = 1;
+    for step in 1..=100_000u32 {
+        let obs = to_obs(&stack);
+        let mut last = stack[1..].to_vec();
+        last.push(frame(t));
+        t += 1;
+        let (life, over) = (step % 200 == 0, step % 1000 == 0);
+        let next = if over {
+            vec![vec![0; P], vec![0; P], vec![0; P], frame(t)]
+        } else if life {
+            let mut n = last[1..].to_vec();
+            n.push(frame(t));
+            n
+        } else {
+            last.clone()
+        };
+        t += u32::from(over || life);
+        let (o, no, fo) = (obs, to_obs(&next), to_obs(&last));
+        a.record(Transitions {
+            obs: RSlice::from_slice(&[ArrayRef::new(o.as_slice())]),
+            actions: RSlice::from_slice(&[ArrayRef::new(&[(step % 18) as i32][..])]),
+            rewards: RSlice::from_slice(&[0.0f32][..]),
+            terminated: RSlice::from_slice(&[(life || over) as u8][..]),
+            truncated: RSlice::from_slice(&[0u8][..]),
+            next_obs: RSlice::from_slice(&[ArrayRef::new(no.as_slice())]),
+            final_obs: RSlice::from_slice(&[ArrayRef::new(fo.as_slice())]),
+            task: RSlice::from_slice(&[0u64][..]),
+            ..Default::default()
+        })
+        .unwrap();
+        stack = next;
+    }
+    let recorded = started.elapsed().as_secs_f64();
+    let b = a.replay().buffer(0).unwrap();
+    let (rows, frames) = (b.len(), b.frames_live());
+    let started = std::time::Instant::now();
+    let size = a.save().unwrap().len();
+    eprintln!(
+        "100k Atari rows: {frames} frames, checkpoint {:.3} GB ({:.2} s to record, {:.2} s to save)",
+        size as f64 / 1e9,
+        recorded,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(rows, 100_000);
+    assert!(frames < 100_000 + 4 * 500, "{frames} frames");
+    assert!((size as f64) < 0.75e9, "checkpoint of {size} bytes");
 }
