@@ -198,7 +198,7 @@ impl RainbowAgent {
         let mut picks = Vec::with_capacity(total);
         let mut row_task = Vec::with_capacity(total);
         for (ti, &task) in plan.tasks.iter().enumerate() {
-            let Some(buf) = self.replay.buffer(task) else { continue };
+            let Some(buf) = self.replay.buffer(task).filter(|b| b.total_priority() > 0.0) else { continue };
             for (slot, w) in buf.sample(spt, beta, || rng.uniform()) {
                 let at = picks.len() * per_obs;
                 buf.write_stack(buf.obs_ids(slot), &mut obs[at..at + per_obs]);
@@ -216,6 +216,8 @@ impl RainbowAgent {
             }
         }
         let rows = picks.len() as i64;
+        obs.truncate(picks.len() * per_obs);
+        next.truncate(picks.len() * per_obs);
         let context = match ctx_rows {
             Some(z) => Some(z.index_select(0, &Tensor::from_slice(&row_task).to_device(self.device))),
             None if self.ctx_dim > 0 => Some(Tensor::from_slice(&stored_ctx).view([rows, -1]).to_device(self.device)),
@@ -242,17 +244,17 @@ impl RainbowAgent {
             if plan.tasks[..i].contains(t) {
                 return Err(invalid(format!("update: task {t} is listed twice in the plan")));
             }
-            match self.replay.buffer(*t) {
-                Some(b) if b.total_priority() > 0.0 => {}
-                Some(b) => {
-                    return Err(invalid(format!(
-                        "update: task {t} has {} rows but none sampleable yet (an n-step window of {} steps or an episode end is needed)",
-                        b.len(),
-                        self.cfg.multi_step
-                    )))
-                }
-                None => return Err(invalid(format!("update: nothing recorded for task {t}"))),
+            if self.replay.buffer(*t).is_none() {
+                return Err(invalid(format!("update: nothing recorded for task {t}")));
             }
+        }
+        // A task whose rows are all still inside an open n-step window (a game just drawn)
+        // sits this step out rather than failing a long run; its share is not redrawn.
+        if plan.tasks.iter().all(|t| self.replay.buffer(*t).is_none_or(|b| b.total_priority() <= 0.0)) {
+            return Err(invalid(format!(
+                "update: no task of the plan has a sampleable row yet (a row needs its {}-step window or an episode end)",
+                self.cfg.multi_step
+            )));
         }
         if !plan.context.is_empty() {
             if self.ctx_dim == 0 {

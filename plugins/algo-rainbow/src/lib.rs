@@ -24,7 +24,9 @@
 //!   the `study-pretrain` preset (use 100000 for the 10-game set). An update draws
 //!   `samples_per_task` from each of `plan.tasks`' buffers by stratified proportional
 //!   sampling; importance weights are normalised per task buffer (as each of the author's
-//!   per-game memories does) with N = that buffer's row count.
+//!   per-game memories does) with N = that buffer's row count. A listed task none of whose
+//!   rows is sampleable yet (all inside an open n-step window: a game just drawn) sits that
+//!   step out instead of failing a long run; a plan with no sampleable task is an error.
 //! - **Frames.** Observations are `frame_stack` frames along the channels, oldest first.
 //!   `frame_stack` defaults to 4 for 4-channel images (DER's Atari stack) and to 1 otherwise
 //!   (gridworld, Procgen); within an episode a next observation that is not the observation

@@ -511,7 +511,7 @@ impl TaskBuffer {
     fn read(r: &mut Reader, layout: Layout, ctx_dim: usize) -> Result<Self, PluginError> {
         let k = layout.stack;
         let capacity = r.u64()? as usize;
-        if capacity == 0 || capacity > u32::MAX as usize {
+        if capacity == 0 || capacity > u32::MAX as usize / 2 {
             return Err(r.corrupt());
         }
         let mut b = TaskBuffer::new(capacity, layout, ctx_dim);
@@ -723,6 +723,9 @@ impl Replay {
     pub fn read(&mut self, r: &mut Reader) -> Result<(), PluginError> {
         self.clear();
         self.capacity = r.u64()? as usize;
+        if self.capacity == 0 || self.capacity > u32::MAX as usize / 2 {
+            return Err(r.corrupt());
+        }
         let count = r.u32()?;
         for _ in 0..count {
             let task = r.u64()?;

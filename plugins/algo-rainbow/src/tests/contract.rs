@@ -210,6 +210,39 @@ fn requests_it_cannot_serve_are_refused_in_one_line() {
     assert!(e.message.contains("task 3"), "{}", e.message);
 }
 
+/// A task whose rows all sit in open n-step windows (a game just drawn in multi-task
+/// training) sits the step out; a plan where no task can be sampled is refused.
+#[test]
+fn tasks_without_sampleable_rows_sit_the_step_out() {
+    let mut a = agent(1, 0, 1, SMALL);
+    let mut lp = Loop::new(&env_request(1, &[0], 3), 1, 0);
+    let mut seed = 1u64;
+    while a.replay().buffer(0).is_none_or(|b| b.sampleable() == 0) {
+        lp.step(&mut a, Some(&mut seed), true);
+    }
+    // Task 1: two rows of an episode that goes on (n = 3), so no window is final yet.
+    let frame = vec![0u8; (FRAME_PX * FRAME_PX * 3) as usize];
+    let rec = |a: &mut RainbowAgent| {
+        a.record(Transitions {
+            obs: RSlice::from_slice(&[ArrayRef::new(frame.as_slice())]),
+            actions: RSlice::from_slice(&[ArrayRef::new(&[0i32][..])]),
+            rewards: RSlice::from_slice(&[0.0f32][..]),
+            terminated: RSlice::from_slice(&[0u8][..]),
+            truncated: RSlice::from_slice(&[0u8][..]),
+            next_obs: RSlice::from_slice(&[ArrayRef::new(frame.as_slice())]),
+            task: RSlice::from_slice(&[1u64][..]),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    rec(&mut a);
+    rec(&mut a);
+    let s = a.update(&UpdatePlan::off_policy(vec![1, 0], 4, 1)).unwrap();
+    assert_eq!(s.samples, 4);
+    let e = a.update(&UpdatePlan::off_policy(vec![1], 4, 1)).unwrap_err();
+    assert!(e.message.contains("no task of the plan has a sampleable row"), "{}", e.message);
+}
+
 /// DER's memory at full size: 100k Atari transitions (84x84x4, a life lost every 200 steps,
 /// a game over every 1000), then `save`. Each frame is stored once, so the checkpoint is about
 /// 100k x 7056 bytes. Ignored by default (about 1.5 GB of memory); run with `--ignored`.
