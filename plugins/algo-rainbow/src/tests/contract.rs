@@ -318,5 +318,11 @@ fn a_full_atari_buffer_checkpoints_in_about_seven_tenths_of_a_gigabyte() {
     );
     assert_eq!(rows, 100_000);
     assert!(frames < 100_000 + 4 * 500, "{frames} frames");
+    // DER's update on this buffer, one libtorch thread.
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        a.update(&UpdatePlan::off_policy(vec![0], 32, 1)).unwrap();
+    }
+    eprintln!("DER update (batch 32, 84x84x4, hidden 256): {:.1} ms", started.elapsed().as_secs_f64() * 1000.0 / 50.0);
     assert!((size as f64) < 0.75e9, "checkpoint of {size} bytes");
 }
