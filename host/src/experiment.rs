@@ -304,12 +304,20 @@ impl Plan {
         if eval_episodes == 0 {
             return Err(cx.at(raw.adapt.eval_episodes.span(), "adapt.eval_episodes must be at least 1"));
         }
+        // The agent acts for `num_envs` envs at once (`AlgoRequest::num_envs`), so its evaluation
+        // env has as many; with fewer episodes than envs, the extra envs count none.
+        let num_envs = *raw.num_envs.get_ref();
         let eval_envs = match &raw.adapt.eval_envs {
-            Some(e) if *e.get_ref() == 0 || *e.get_ref() > eval_episodes => {
-                return Err(cx.at(e.span(), format!("adapt.eval_envs must be between 1 and adapt.eval_episodes ({eval_episodes})")))
+            Some(e) if *e.get_ref() != num_envs => {
+                return Err(cx.at(
+                    e.span(),
+                    format!(
+                        "adapt.eval_envs ({}) must equal num_envs ({num_envs}): the agent acts for num_envs envs at once, in training and evaluation alike",
+                        e.get_ref()
+                    ),
+                ))
             }
-            Some(e) => *e.get_ref(),
-            None => eval_episodes.min(*raw.num_envs.get_ref()),
+            _ => num_envs,
         };
         let eval_greedy = match raw.adapt.eval_policy.get_ref().as_str() {
             "greedy" => true,

@@ -87,6 +87,27 @@ fn a_good_experiment_runs_and_writes_its_results() {
     }
 }
 
+/// Fewer evaluation episodes than envs: the evaluation env still has the agent's `num_envs`
+/// envs (the fixture algo refuses any other batch), and only `eval_episodes` of them count.
+#[test]
+fn fewer_evaluation_episodes_than_envs_evaluate_with_the_agents_batch() {
+    let (d, reg) = setup();
+    let o = run_exp(d.path(), &reg, &GOOD.replace("eval_episodes = 4", "eval_episodes = 3").replace("seeds = [0, 1]", "seeds = [0]"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut points = 0;
+    for entry in std::fs::read_dir(d.path().join("out/units")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for p in c["points"].as_array().unwrap() {
+                assert_eq!(p["episodes"], 3, "{p}");
+                points += 1;
+            }
+        }
+    }
+    assert_eq!(points, 4 * 2 * 2, "4 points, adapt and scratch, 2 held-out tasks");
+}
+
 /// `param0` the fixture algo reported at each update of `unit`, in order (the line that closes
 /// a phase carries no update scalars).
 fn param0_of(run_dir: &Path, unit: &str) -> Vec<f64> {
@@ -156,7 +177,10 @@ fn invalid_budgets_are_refused() {
         &["exp.toml:13:", "adapt.eval_every (48) must be a multiple of the update interval of algo plugin 'const' (32 env steps"],
     );
     assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = 4\neval_policy = \"best\""), &["exp.toml:15:", "adapt.eval_policy 'best' must be sample or greedy"]);
-    assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = 4\neval_envs = 5"), &["exp.toml:15:", "adapt.eval_envs must be between 1 and adapt.eval_episodes (4)"]);
+    assert_refused(
+        &GOOD.replace("eval_episodes = 4", "eval_episodes = 4\neval_envs = 2"),
+        &["exp.toml:15:", "adapt.eval_envs (2) must equal num_envs (4): the agent acts for num_envs envs at once"],
+    );
     assert_refused(&GOOD.replace("num_envs = 4", "num_envs = 4\nthreads = 0"), &["exp.toml:3:", "threads must be at least 1"]);
     assert_refused(&GOOD.replace("seeds = [0, 1]", "seeds = []"), &["exp.toml:1:", "seeds: give at least one seed"]);
     assert_refused(&GOOD.replace("eval_episodes = 4", "eval_episodes = -1"), &["exp.toml:14:"]);
