@@ -72,6 +72,63 @@ fn reptile_outer_update_is_exact_through_the_plugin_interface() {
     assert!([3.0, 5.0, 9.0].contains(&task.unwrap()), "the sampled task is a training task");
 }
 
+/// Off-policy Reptile as the study's Atari code runs it: one env on all training tasks, and
+/// every update an outer iteration (one task's buffer, k inner steps, then the outer step with
+/// ε ramped 0 → 1 over pretraining).
+#[test]
+fn reptile_off_policy_makes_every_update_an_outer_iteration_over_one_task_buffer() {
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "offpol", "algo");
+    let reptile = load("metarl-meta-reptile", "reptile", "meta");
+    // Each gradient step adds 1 to every parameter.
+    let mut algo = algo_p.new_algo(&gridworld_request("off_policy = true\nupdate_adds = 1.0")).unwrap();
+    let before = check("offpol", "params", algo.params()).unwrap().into_vec();
+    let mut meta = reptile.new_meta(&meta_request(3, "inner_updates = 3\nepsilon = 0.0\nepsilon_end = 1.0\n")).unwrap();
+    let train: Vec<u64> = vec![2, 4, 6, 8];
+    let mut reports: Vec<(u64, Vec<(String, f64)>)> = Vec::new();
+    let mut services = PhaseServices::new(
+        &env,
+        "gridworld",
+        String::new(),
+        train.clone(),
+        1,
+        None,
+        Box::new(|_, steps, scalars| {
+            if steps > 0 {
+                reports.push((steps, scalars.iter().map(|s| (s.name.to_string(), s.value)).collect()));
+            }
+            Ok(true)
+        }),
+    );
+    // 8 steps per env per update, 4 envs: an update (outer iteration) every 32 env steps.
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&train), budget_env_steps: 320, num_envs: 4, seed: 1 };
+    check("reptile", "pretrain", meta.pretrain(ctx)).unwrap();
+    assert_eq!(services.envs_built, 1, "one env plays all training tasks");
+    drop(services);
+
+    let get = |p: &[(String, f64)], k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap();
+    assert_eq!(reports.len(), 10);
+    let mut expected_gain = 0.0;
+    let mut chosen = std::collections::BTreeSet::new();
+    for (i, (steps, p)) in reports.iter().enumerate() {
+        assert_eq!(*steps, 32 * (i as u64 + 1));
+        assert_eq!((get(p, "plan_tasks"), get(p, "plan_grad_steps")), (1.0, 3.0), "one task's buffer, k = 3 inner steps");
+        let task = get(p, "reptile_task") as u64;
+        assert_eq!(get(p, "plan_task_0") as u64, task);
+        assert!(train.contains(&task) && get(p, "plan_tasks_recorded") == 1.0, "a training task with data: {task}");
+        chosen.insert(task);
+        // ε = T / T_max after this update's env steps; θ moves ε of the inner updates' +3.
+        let eps = get(p, "reptile_epsilon");
+        assert!((eps - *steps as f64 / 320.0).abs() < 1e-12, "{eps} at {steps}");
+        expected_gain += 3.0 * eps;
+    }
+    assert!(chosen.len() > 1, "the task is re-drawn each outer iteration: {chosen:?}");
+    let after = check("offpol", "params", algo.params()).unwrap().into_vec();
+    for (a, b) in after.iter().zip(&before) {
+        assert!((a - b - expected_gain as f32).abs() < 1e-4, "{a} - {b} != {expected_gain}");
+    }
+}
+
 #[test]
 fn reptile_refuses_bad_config() {
     let reptile = load("metarl-meta-reptile", "reptile", "meta");

@@ -438,6 +438,10 @@ impl Driver {
 /// recorded so far (in first-seen order), the plan.
 pub type Planner<'p> = dyn FnMut(&AlgoInfo, &[u64]) -> UpdatePlan + 'p;
 
+/// Carries out one planned update in place of a plain [`update`] call, given the env steps
+/// taken so far: off-policy Reptile wraps each update in its outer interpolation.
+pub type Updater<'p> = dyn FnMut(&mut AlgoBox, &UpdatePlan, u64) -> Result<UpdateStats, PluginError> + 'p;
+
 /// The plan of an ordinary update: all epochs over the rollout (on-policy), or the algo's
 /// batch drawn evenly from every recorded task (off-policy).
 pub fn default_plan(info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
@@ -475,6 +479,8 @@ pub struct Train<'p> {
     pub recorded_before: u64,
     /// The update plan; `None` = [`default_plan`].
     pub planner: Option<&'p mut Planner<'p>>,
+    /// How a planned update is carried out; `None` = [`update`].
+    pub updater: Option<&'p mut Updater<'p>>,
     /// Called after every step with the driver (PEARL reads [`Driver::last`]).
     pub on_step: Option<&'p mut dyn FnMut(&Driver) -> Result<(), PluginError>>,
 }
@@ -493,6 +499,7 @@ impl<'p> Train<'p> {
             report: true,
             recorded_before: 0,
             planner: None,
+            updater: None,
             on_step: None,
         }
     }
@@ -565,7 +572,11 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
                 Some(p) => p(&info, &seen),
                 None => default_plan(&info, &seen),
             };
-            out.scalars = update(ctx.algo, &plan)?.scalars.into_vec();
+            let stats = match t.updater.as_mut() {
+                Some(u) => u(ctx.algo, &plan, d.env_steps)?,
+                None => update(ctx.algo, &plan)?,
+            };
+            out.scalars = stats.scalars.into_vec();
             out.updates += 1;
         }
         let at_end = d.env_steps >= t.budget;

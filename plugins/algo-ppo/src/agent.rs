@@ -73,10 +73,21 @@ pub fn parse_device(name: &str) -> Result<Device, PluginError> {
     }
 }
 
+/// Once per process (a study builds an agent per unit): bf16 asked for where it is emulated.
+fn warn_emulated_bf16() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        log::warn!(
+            "ppo: precision = \"bf16\" on a CPU without native bf16 (no avx512_bf16): libtorch emulates it, \
+             about ten times slower than fp32; use precision = \"auto\" (bf16 only where native) or \"fp32\""
+        )
+    });
+}
+
 impl PpoAgent {
     /// Builds an agent from a host request.
     pub fn new(req: &AlgoRequest) -> Result<Self, PluginError> {
-        let cfg = Config::from_toml(&req.config)?;
+        let mut cfg = Config::from_toml(&req.config)?;
         let Some(n_actions) = req.action.discrete_choices() else {
             return Err(invalid(format!(
                 "only one discrete action part is supported (got {}); PPO here has a categorical policy over discrete actions",
@@ -104,6 +115,10 @@ impl PpoAgent {
         }
         let obs_numel = part.numel();
         let device = parse_device(req.device.as_str())?;
+        cfg.precision = cfg.precision.resolve(device);
+        if cfg.precision == Precision::Bf16 && device == Device::Cpu && !crate::config::cpu_has_native_bf16() {
+            warn_emulated_bf16();
+        }
         // The host decides the thread count for the whole process; every plugin sets the same.
         tch::set_num_threads(req.threads.max(1) as i32);
 

@@ -4,9 +4,18 @@
 //! inner updates on that task alone, and moves the parameters part of the way towards the
 //! result: θ ← θ_old + ε (θ_k − θ_old). Everything goes through the algo interface
 //! (`params`/`set_params`, act/record/update), so the same plugin works with PPO, Rainbow or
-//! C2F-ARM. On-policy algos collect fresh data on the fixed task for every inner update;
-//! off-policy algos draw their inner batches from that task's buffer. Adaptation is plain
-//! fine-tuning.
+//! C2F-ARM. Adaptation is plain fine-tuning.
+//!
+//! - **On-policy** (PPO): each outer iteration plays one task alone and collects fresh
+//!   rollouts on it for every inner update.
+//! - **Off-policy** (Rainbow, C2F-ARM), as in the study's Atari and manipulation code: one env
+//!   plays all training tasks, every step is recorded into its task's buffer, and every update
+//!   the algo asks for becomes an outer iteration: one task with recorded data, `k` inner
+//!   updates drawn from its buffer alone, then the outer step.
+//!
+//! The outer step size follows a linear schedule over pretraining, `epsilon` → `epsilon_end`.
+//! The study's Atari code ramps it up, θ ← θ_k + (1 − T/T_max)(θ_old − θ_k), which is
+//! `epsilon = 0.0, epsilon_end = 1.0`; its manipulation code anneals 0.1 → 0.
 
 use metarl_plugin_api::prelude::*;
 use metarl_plugin_kit::driver::{self, Train};
@@ -18,11 +27,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Inner updates per task (k); the study uses 3 with PPO.
+    /// Inner updates per task (k); the study uses 3 with PPO and 5 with Rainbow.
     pub inner_updates: u32,
     /// Outer step size ε at the start of pretraining.
     pub epsilon: f64,
-    /// ε at the end of pretraining; linearly annealed from `epsilon` (equal = constant).
+    /// ε at the end of pretraining, reached linearly from `epsilon` over the pretraining
+    /// budget (equal = constant). The study's Atari schedule is 0 → 1, its manipulation
+    /// schedule 0.1 → 0.
     pub epsilon_end: Option<f64>,
     /// Off-policy: samples per inner gradient step from the task's buffer (default: the
     /// algo's batch size).
@@ -54,6 +65,39 @@ struct Reptile {
     outer_iterations: u64,
 }
 
+impl Reptile {
+    /// Off-policy pretraining: one env on all training tasks; every update is an outer
+    /// iteration over one task's buffer.
+    fn pretrain_off_policy(&mut self, mut ctx: MetaContext<'_>, info: &AlgoInfo) -> Result<(), PluginError> {
+        let budget = ctx.budget_env_steps;
+        let (start, end) = (self.cfg.epsilon, self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon));
+        let samples = self.cfg.samples_per_task.unwrap_or(info.batch_size);
+        let inner_steps = self.cfg.inner_updates * self.cfg.grad_steps.unwrap_or(info.grad_steps);
+        let seed = self.seeds.next();
+        let seeds = &mut self.seeds;
+        // 1. One task among those with recorded data: k inner updates from its buffer alone.
+        let mut plan = |_: &AlgoInfo, recorded: &[u64]| {
+            let task = recorded[seeds.below(recorded.len())];
+            UpdatePlan::off_policy(vec![task], samples, inner_steps)
+        };
+        let outer_iterations = &mut self.outer_iterations;
+        let mut outer = |algo: &mut AlgoBox, plan: &UpdatePlan, env_steps: u64| -> Result<UpdateStats, PluginError> {
+            let theta_old = algo.params().into_result()?;
+            let mut stats = driver::update(algo, plan)?;
+            // 2. The outer step towards the adapted parameters.
+            let theta_k = algo.params().into_result()?;
+            let epsilon = epsilon_at(start, end, env_steps, budget);
+            algo.set_params(outer_update(&theta_old, &theta_k, epsilon).as_slice().into()).into_result()?;
+            *outer_iterations += 1;
+            stats.scalars.push(Scalar::new("reptile_epsilon", epsilon));
+            stats.scalars.push(Scalar::new("reptile_task", plan.tasks[0] as f64));
+            Ok(stats)
+        };
+        let t = Train { planner: Some(&mut plan), updater: Some(&mut outer), ..Train::plain(budget) };
+        driver::train(&mut ctx, seed, t).map(drop)
+    }
+}
+
 impl Meta for Reptile {
     fn info(&self) -> MetaInfo {
         MetaInfo { requires: Caps::NONE, env_requires: Caps::NONE, context_dim: 0 }
@@ -62,6 +106,10 @@ impl Meta for Reptile {
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
         if ctx.tasks.is_empty() {
             return Err(PluginError::invalid("reptile needs an explicit list of training tasks"));
+        }
+        let info = ctx.algo.info().into_result()?;
+        if !driver::is_on_policy(&info) {
+            return self.pretrain_off_policy(ctx, &info);
         }
         let (samples, grad_steps) = (self.cfg.samples_per_task, self.cfg.grad_steps);
         let eps_end = self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon);
