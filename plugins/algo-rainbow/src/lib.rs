@@ -53,9 +53,11 @@
 //!   experiment asks) comes after `load` and re-initialises the heads on top.
 //!   `study-pretrain` also sets `save_replay = false`: its replay would never be read.
 //! - **Author's quirks.** The ReLU on the final value and advantage outputs is `head_relu`
-//!   (default off, as DER/Kaixhin). Storing each state with the previous step's action and
-//!   reward is a bug in the author's code and is not reproduced: a row pairs the observation
-//!   with the action taken in it and the reward that followed.
+//!   (default off, as DER/Kaixhin). The author's memory stores each state with the previous
+//!   step's action and reward; taken as the learning target that pairs an observation with
+//!   an action not taken in it, so it is not reproduced: a row pairs the observation with the
+//!   action taken in it and the reward that followed (Kaixhin's and DER's pairing). PEARL's
+//!   context, which wants (s, a, r) of one step, gets the same pairing.
 //! - **Context (PEARL).** `z` is concatenated to the convolutional features before the
 //!   heads. `act` takes `ActInput::context`; `record` stores `Transitions::context` per row
 //!   (zeros when the column is empty); an update uses the plan's row `i` for every sample of
