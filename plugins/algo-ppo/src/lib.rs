@@ -11,7 +11,7 @@
 //!   input, policy and value heads, as one ordered list of leaf tensors.
 //! - [`batch`], [`rollout`]: rollout storage (images stay `u8`) and minibatch plumbing,
 //!   including truncated BPTT over each env's rollout for the recurrent core.
-//! - [`adam`]: Adam written out, so its moments can be checkpointed; [`checkpoint`]: the byte
+//! - `metarl_tch_common::adam`: Adam written out, so its moments can be checkpointed; [`checkpoint`]: the byte
 //!   format of `save`.
 //! - [`autocast`]: bf16 mixed precision on CPU through a small C++ shim over libtorch's
 //!   `at::autocast` (tch only exposes CUDA autocast).
@@ -24,7 +24,6 @@
 //! parameters bit-for-bit.
 #![deny(missing_docs)]
 
-pub mod adam;
 pub mod agent;
 pub mod autocast;
 pub mod batch;

@@ -24,15 +24,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::Config;
 use crate::rng::Rng;
 
-/// One trainable tensor.
-pub struct Param {
-    /// Stable name, used in checkpoints.
-    pub name: String,
-    /// The leaf tensor (requires grad).
-    pub t: Tensor,
-    /// Part of the policy or value head (re-initialised by `reset_heads`).
-    pub head: bool,
-}
+pub use metarl_tch_common::{to_vec_f32, Param};
 
 #[derive(Clone, Copy)]
 struct Layer {
@@ -291,29 +283,17 @@ impl Net {
 
     /// Number of trainable floats.
     pub fn param_count(&self) -> usize {
-        self.params.iter().map(|p| p.t.numel()).sum()
+        metarl_tch_common::param_count(&self.params)
     }
 
     /// All parameters, flattened in order.
     pub fn flat_params(&self) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.param_count());
-        for p in &self.params {
-            out.extend(to_vec_f32(&p.t));
-        }
-        out
+        metarl_tch_common::flat_params(&self.params)
     }
 
     /// Overwrites all parameters from a flat vector (length checked by the caller).
     pub fn set_flat_params(&mut self, flat: &[f32]) {
-        let mut at = 0;
-        tch::no_grad(|| {
-            for p in &mut self.params {
-                let n = p.t.numel();
-                let src = Tensor::from_slice(&flat[at..at + n]).reshape(p.t.size()).to_device(p.t.device());
-                p.t.copy_(&src);
-                at += n;
-            }
-        });
+        metarl_tch_common::set_flat_params(&mut self.params, flat)
     }
 
     /// Re-initialises the policy and value heads from `seed`.
@@ -337,8 +317,3 @@ impl Net {
     }
 }
 
-/// Copies a tensor (any device, any float kind) into a `Vec<f32>`.
-pub fn to_vec_f32(t: &Tensor) -> Vec<f32> {
-    let flat = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
-    Vec::<f32>::try_from(&flat).expect("a float tensor converts to Vec<f32>")
-}

@@ -19,7 +19,7 @@ use metarl_plugin_api::algo::{UpdatePlan, UpdateStats};
 use metarl_plugin_api::types::{PluginError, Scalar};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
+use metarl_tch_common::adam::Adam;
 use crate::autocast;
 use crate::batch::{self, Evaluated, UpdateData};
 use crate::config::{Config, Precision};

@@ -7,7 +7,7 @@ use metarl_plugin_api::types::*;
 use metarl_plugin_kit::seeds::{derive, SeedStream};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
+use metarl_tch_common::adam::Adam;
 use crate::checkpoint::{Reader, Writer, MAGIC, VERSION};
 use crate::config::{Config, OnLoad, Truncation};
 use crate::net::{to_vec_f32, Net, Shape};
@@ -50,22 +50,7 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<(), PluginError> {
 
 /// Resolves `AlgoRequest::device`.
 pub fn parse_device(name: &str) -> Result<Device, PluginError> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" | "" => Ok(Device::cuda_if_available()),
-        "cuda" => {
-            if tch::Cuda::is_available() {
-                Ok(Device::Cuda(0))
-            } else {
-                Err(invalid("device 'cuda' requested but libtorch sees no CUDA device (use 'cpu' or 'auto')"))
-            }
-        }
-        other => match other.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
-            Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
-            Some(i) => Err(invalid(format!("device 'cuda:{i}' requested but libtorch sees {} CUDA devices", tch::Cuda::device_count()))),
-            None => Err(invalid(format!("unknown device '{other}' (expected cpu, cuda, cuda:N or auto)"))),
-        },
-    }
+    metarl_tch_common::parse_device(name).map_err(invalid)
 }
 
 impl RainbowAgent {

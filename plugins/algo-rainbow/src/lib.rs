@@ -13,7 +13,8 @@
 //!   boundary, acting, recording, the plan's batches, `save`/`load`.
 //! - [`net`]: the DER network, noisy dueling C51 heads, optional context input.
 //! - [`replay`]: one prioritised buffer per task, frames stored once, n-step windows.
-//! - [`adam`]: Adam written out (checkpointable moments); [`checkpoint`]: the byte format.
+//! - `metarl_tch_common::adam`: Adam written out (checkpointable moments); [`checkpoint`]:
+//!   the byte format.
 //! - [`config`]: hyper-parameters, presets `der` (default) and `study-pretrain`.
 //!
 //! # Decisions
@@ -72,7 +73,6 @@
 //! and learns exactly as the uninterrupted one.
 #![deny(missing_docs)]
 
-pub mod adam;
 pub mod agent;
 pub mod checkpoint;
 pub mod config;

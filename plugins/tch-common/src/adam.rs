@@ -1,6 +1,8 @@
-//! Adam (Kingma & Ba 2015) over the network's parameter list, with its state in the open so
-//! that `save`/`load` resume bit-for-bit. The arithmetic is `torch.optim.Adam`'s (no weight
-//! decay, no amsgrad):
+//! Adam (Kingma & Ba 2015) over the network's parameter list, with its state in the open.
+//!
+//! tch's `nn::Optimizer` keeps its moments inside libtorch where a checkpoint cannot reach
+//! them; owning `m`, `v` and the step count here lets `save`/`load` resume bit-for-bit. The
+//! arithmetic is PyTorch's (`torch.optim.Adam`, no weight decay, no amsgrad):
 //!
 //! ```text
 //! m <- b1 m + (1 - b1) g            v <- b2 v + (1 - b2) g²
@@ -9,12 +11,16 @@
 
 use tch::{Kind, Tensor};
 
-use crate::net::Param;
+use crate::Param;
 
 /// Adam's state for one parameter list.
 pub struct Adam {
     /// Step size.
     pub lr: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
     /// Denominator epsilon.
     pub eps: f64,
     /// Steps taken.
@@ -25,23 +31,21 @@ pub struct Adam {
     pub v: Vec<Tensor>,
 }
 
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-
 impl Adam {
     /// Fresh state (zero moments) for `params`.
     pub fn new(params: &[Param], lr: f64, eps: f64) -> Self {
         let zeros = || params.iter().map(|p| Tensor::zeros_like(&p.t).to_kind(Kind::Float)).collect::<Vec<_>>();
-        Adam { lr, eps, step: 0, m: zeros(), v: zeros() }
+        Adam { lr, beta1: 0.9, beta2: 0.999, eps, step: 0, m: zeros(), v: zeros() }
     }
 
-    /// One step using each parameter's gradient multiplied by `grad_scale` (the grad-norm
-    /// clip factor).
+    /// One step using each parameter's `.grad()` multiplied by `grad_scale` (the grad-norm
+    /// clip factor). Parameters without a gradient are left alone, as PyTorch does.
     pub fn step(&mut self, params: &mut [Param], grad_scale: f64) {
         self.step += 1;
-        let bias1 = 1.0 - BETA1.powi(self.step as i32);
-        let bias2_sqrt = (1.0 - BETA2.powi(self.step as i32)).sqrt();
+        let bias1 = 1.0 - self.beta1.powi(self.step as i32);
+        let bias2 = 1.0 - self.beta2.powi(self.step as i32);
         let step_size = self.lr / bias1;
+        let bias2_sqrt = bias2.sqrt();
         tch::no_grad(|| {
             for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
                 let g = p.t.grad();
@@ -49,17 +53,17 @@ impl Adam {
                     continue;
                 }
                 let g = if grad_scale == 1.0 { g } else { g * grad_scale };
-                let _ = m.g_mul_scalar_(BETA1);
-                let _ = m.g_add_(&(&g * (1.0 - BETA1)));
-                let _ = v.g_mul_scalar_(BETA2);
-                let _ = v.g_add_(&(&g * &g * (1.0 - BETA2)));
+                let _ = m.g_mul_scalar_(self.beta1);
+                let _ = m.g_add_(&(&g * (1.0 - self.beta1)));
+                let _ = v.g_mul_scalar_(self.beta2);
+                let _ = v.g_add_(&(&g * &g * (1.0 - self.beta2)));
                 let denom = v.sqrt() / bias2_sqrt + self.eps;
                 let _ = p.t.g_sub_(&(&*m / denom * step_size));
             }
         });
     }
 
-    /// Zeroes the moments of the parameters selected by `which`.
+    /// Zeroes the moments of the parameters selected by `which` (after re-initialising them).
     pub fn reset_moments(&mut self, params: &[Param], which: impl Fn(&Param) -> bool) {
         tch::no_grad(|| {
             for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
