@@ -7,9 +7,9 @@
 //! only the unit that was interrupted, and since every unit is seeded from the experiment's
 //! seed and its own identity, the final files equal those of an uninterrupted run.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RSlice;
 use anyhow::{bail, Context};
@@ -556,9 +556,21 @@ pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::
     overall.set_position((all.len() - todo.len()) as u64);
     overall.enable_steady_tick(Duration::from_millis(500));
     let runner = Runner { plan, plugins, dir, bars };
+    // Progress bars draw only on a terminal; a batch job's log (Slurm, nohup) gets a line per
+    // unit instead.
+    let plain = !std::io::stderr().is_terminal();
+    let mut done = all.len() - todo.len();
     for unit in todo {
+        let started = Instant::now();
+        if plain {
+            eprintln!("{}: unit {}/{} started: {}", plan.name, done + 1, all.len(), unit.name(plan));
+        }
         runner.run_unit(unit).with_context(|| format!("unit {}", unit.name(plan)))?;
         overall.inc(1);
+        done += 1;
+        if plain {
+            eprintln!("{}: unit {}/{} done in {:.0} s: {}", plan.name, done, all.len(), started.elapsed().as_secs_f64(), unit.name(plan));
+        }
     }
     overall.finish_and_clear();
     finalize(plan, &runner.dir, &all)?;

@@ -52,6 +52,12 @@ fn a_good_experiment_runs_and_writes_its_results() {
     let (d, reg) = setup();
     let o = run_exp(d.path(), &reg, GOOD, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Not on a terminal: a line per unit as it starts and as it ends, in order.
+    let log = stderr(&o);
+    let done: Vec<&str> = log.lines().filter(|l| l.contains(": unit ") && l.contains(" done in ")).collect();
+    assert_eq!(done.len(), 10, "2 pretraining, 4 adaptation and 4 scratch units: {log}");
+    assert!(done[0].contains("unit 1/10 done in") && done[9].contains("unit 10/10 done in"), "{log}");
+    assert!(log.contains("unit 1/10 started: pretrain/"), "{log}");
     let out = d.path().join("out");
     for f in ["config.toml", "metrics.jsonl", "curves.json", "summary.md", "summary.csv", "curves.svg", "curves.png"] {
         assert!(out.join(f).is_file(), "{f} missing");
