@@ -106,6 +106,9 @@ struct RawAdapt {
     reset_heads: bool,
     #[serde(default = "yes")]
     scratch: bool,
+    /// Env config for the scratch baseline, merged over `[env] config` (the study's Atari
+    /// scratch runs use each game's own action set).
+    scratch_env_config: Option<Spanned<toml::Table>>,
 }
 
 fn default_eval_episodes() -> Spanned<u32> {
@@ -224,6 +227,10 @@ pub struct Plan {
     pub scratch: bool,
     /// The algo config used by the scratch baseline.
     pub scratch_algo_config: String,
+    /// The env config of the scratch baseline, where `[adapt] scratch_env_config` gives one
+    /// (absent: `env_config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_env_config: Option<String>,
     /// Plugin versions, for the record.
     pub versions: Vec<String>,
 }
@@ -238,6 +245,9 @@ pub struct Plugins {
     pub metas: Vec<Plugin>,
     /// The env's spaces (probed with one env).
     pub spec: EnvSpec,
+    /// The spaces the scratch baseline sees on each held-out task (`spec` unless
+    /// `scratch_env_config` changes them, say to a game's own action set).
+    pub scratch_specs: Vec<EnvSpec>,
     /// The algo's info per method.
     pub algo_infos: Vec<AlgoInfo>,
     /// Each method's requirements.
@@ -411,10 +421,30 @@ impl Plan {
         let env_box = env.new_env(&probe).map_err(|e| cx.at(raw.env.plugin.span(), e))?;
         let spec = check(&env.name, "spec", env_box.spec())?;
         drop(env_box);
+        // The scratch baseline's env config, and its spaces on each held-out task.
+        let scratch_env_config = match &raw.adapt.scratch_env_config {
+            Some(over) => {
+                let mut table = env.merged_config(&raw.env.config);
+                merge_tables(&mut table, over.get_ref());
+                Some(toml_text(&table).map_err(|e| cx.at(over.span(), format!("adapt.scratch_env_config: {e}")))?)
+            }
+            None => None,
+        };
+        let scratch_specs = match (&scratch_env_config, &raw.adapt.scratch_env_config) {
+            (Some(config), Some(over)) if raw.adapt.scratch => test_tasks
+                .iter()
+                .map(|&t| {
+                    let req = EnvRequest { tasks: vec![t].into(), config: config.as_str().into(), ..probe.clone() };
+                    let e = env.new_env(&req).map_err(|e| cx.at(over.span(), format!("adapt.scratch_env_config: {e}")))?;
+                    Ok(check(&env.name, "spec", e.spec())?)
+                })
+                .collect::<anyhow::Result<Vec<EnvSpec>>>()?,
+            _ => vec![spec.clone(); test_tasks.len()],
+        };
 
         let algo_base_table = algo.merged_config(&raw.algo.config);
         let algo_base = toml_text(&algo_base_table).map_err(|e| cx.at(raw.algo.plugin.span(), format!("algo.config: {e}")))?;
-        let probe_algo = |config: &str, context_dim: u32| -> anyhow::Result<AlgoInfo> {
+        let probe_algo = |config: &str, context_dim: u32, spec: &EnvSpec| -> anyhow::Result<AlgoInfo> {
             let req = AlgoRequest {
                 obs: spec.obs.clone(),
                 action: spec.action.clone(),
@@ -429,19 +459,22 @@ impl Plan {
             Ok(check(&algo.name, "info", a.info())?)
         };
         // What the env's spaces ask of an algo.
-        let mut needed = Caps::NONE;
-        for p in spec.action.parts.iter() {
-            needed = needed | if p.dtype == Dtype::I32 { Caps::DISCRETE } else { Caps::CONTINUOUS };
-        }
-        if spec.action.parts.len() > 1 {
-            needed = needed | Caps::COMPOSITE_ACTIONS;
-        }
-        if spec.obs.parts.len() > 1 {
-            needed = needed | Caps::MULTI_PART_OBS;
-        }
+        let needed = |spec: &EnvSpec| {
+            let mut needed = Caps::NONE;
+            for p in spec.action.parts.iter() {
+                needed = needed | if p.dtype == Dtype::I32 { Caps::DISCRETE } else { Caps::CONTINUOUS };
+            }
+            if spec.action.parts.len() > 1 {
+                needed = needed | Caps::COMPOSITE_ACTIONS;
+            }
+            if spec.obs.parts.len() > 1 {
+                needed = needed | Caps::MULTI_PART_OBS;
+            }
+            needed
+        };
         let eval_every_span = raw.adapt.eval_every.span();
-        let check_algo = |info: &AlgoInfo, span| -> anyhow::Result<()> {
-            let missing = info.caps.missing(needed);
+        let check_algo = |info: &AlgoInfo, spec: &EnvSpec, span| -> anyhow::Result<()> {
+            let missing = info.caps.missing(needed(spec));
             if !missing.is_empty() {
                 return Err(cx.at(
                     span,
@@ -484,7 +517,7 @@ impl Plan {
             let mut algo_table = algo_base_table.clone();
             merge_tables(&mut algo_table, &m.algo_config);
             let algo_config = toml_text(&algo_table).map_err(|e| cx.at(span.clone(), format!("algo_config: {e}")))?;
-            let ainfo = probe_algo(&algo_config, minfo.context_dim)?;
+            let ainfo = probe_algo(&algo_config, minfo.context_dim, &spec)?;
             let missing = ainfo.caps.missing(minfo.requires);
             if !missing.is_empty() {
                 return Err(cx.at(
@@ -502,14 +535,16 @@ impl Plan {
                     format!("meta plugin '{}' needs an env with {}; env plugin '{}' lacks {env_missing}", meta.name, minfo.env_requires, env.name),
                 ));
             }
-            check_algo(&ainfo, raw.algo.plugin.span())?;
+            check_algo(&ainfo, &spec, raw.algo.plugin.span())?;
             methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim });
             metas.push(meta);
             algo_infos.push(ainfo);
             meta_infos.push(minfo);
         }
         if raw.adapt.scratch {
-            check_algo(&probe_algo(&algo_base, 0)?, raw.algo.plugin.span())?;
+            for s in &scratch_specs {
+                check_algo(&probe_algo(&algo_base, 0, s)?, s, raw.algo.plugin.span())?;
+            }
         }
 
         let mut versions = vec![
@@ -546,9 +581,10 @@ impl Plan {
             reset_heads: raw.adapt.reset_heads,
             scratch: raw.adapt.scratch,
             scratch_algo_config: algo_base,
+            scratch_env_config,
             versions,
         };
-        Ok((plan, Plugins { env, algo, metas, spec, algo_infos, meta_infos }))
+        Ok((plan, Plugins { env, algo, metas, spec, scratch_specs, algo_infos, meta_infos }))
     }
 
     /// The default run directory: `runs/<name>` beside the current directory.

@@ -15,6 +15,7 @@ use abi_stable::std_types::RSlice;
 use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
+use metarl_plugin_api::env::EnvSpec;
 use metarl_plugin_api::meta::{MetaContext, MetaRequest};
 use metarl_plugin_kit::driver::{self, Train};
 use metarl_plugin_kit::seeds;
@@ -253,7 +254,11 @@ struct PhaseResult {
 
 impl Runner<'_> {
     fn new_algo(&self, config: &str, context_dim: u32, seed: u64) -> anyhow::Result<AlgoBox> {
-        let spec = &self.plugins.spec;
+        self.new_algo_for(&self.plugins.spec, config, context_dim, seed)
+    }
+
+    /// An algo for the spaces `spec` (the scratch baseline's may differ from the env's).
+    fn new_algo_for(&self, spec: &EnvSpec, config: &str, context_dim: u32, seed: u64) -> anyhow::Result<AlgoBox> {
         let req = AlgoRequest {
             obs: spec.obs.clone(),
             action: spec.action.clone(),
@@ -323,10 +328,15 @@ impl Runner<'_> {
             lines.push(serde_json::Value::Object(line).to_string());
             Ok(steps < budget)
         });
+        // A phase without a meta-method is the scratch baseline, which may have its own env config.
+        let env_config = match (&meta, &self.plan.scratch_env_config) {
+            (None, Some(scratch)) => scratch.clone(),
+            _ => self.plan.env_config.clone(),
+        };
         let mut services = PhaseServices::new(
             &self.plugins.env,
             &self.plan.family,
-            self.plan.env_config.clone(),
+            env_config,
             tasks.to_vec(),
             self.plan.threads,
             schedule,
@@ -474,7 +484,7 @@ impl Runner<'_> {
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
             Unit::Scratch { seed, task } => {
-                let mut algo = self.new_algo(&plan.scratch_algo_config, 0, s)?;
+                let mut algo = self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?;
                 let t = plan.test_tasks[task];
                 let label = format!("scratch seed {seed} task {}", plan.test_names[task]);
                 let schedule = self.schedule(s);

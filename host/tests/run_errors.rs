@@ -114,6 +114,25 @@ fn fewer_evaluation_episodes_than_envs_evaluate_with_the_agents_batch() {
     assert_eq!(points, 4 * 2 * 2, "4 points, adapt and scratch, 2 held-out tasks");
 }
 
+/// `[adapt] scratch_env_config` gives the scratch baseline its own env config, spaces
+/// included (the study's Atari scratch runs use each game's own action set): here 32-pixel
+/// frames where the pretrained methods see 64. The fixture algo refuses observations of any
+/// other size than it was built for, so the run only succeeds if each side gets its spaces.
+#[test]
+fn the_scratch_baseline_can_have_its_own_env_config_and_spaces() {
+    let (d, reg) = setup();
+    let text = GOOD.replace("eval_episodes = 4", "eval_episodes = 4\nscratch_env_config = { frame = 32 }").replace("seeds = [0, 1]", "seeds = [0]");
+    let o = run_exp(d.path(), &reg, &text, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(d.path().join("out/config.toml")).unwrap();
+    assert!(config.contains("scratch_env_config") && config.contains("frame = 32"), "{config}");
+    let summary = std::fs::read_to_string(d.path().join("out/summary.md")).unwrap();
+    assert!(summary.contains("| MT |") && summary.contains("| scratch |"), "{summary}");
+    // A scratch env config the env refuses is an error naming the key.
+    let bad = GOOD.replace("eval_episodes = 4", "eval_episodes = 4\nscratch_env_config = { frame = \"big\" }");
+    assert_refused(&bad, &["exp.toml:15:", "adapt.scratch_env_config", "frame"]);
+}
+
 /// `param0` the fixture algo reported at each update of `unit`, in order (the line that closes
 /// a phase carries no update scalars).
 fn param0_of(run_dir: &Path, unit: &str) -> Vec<f64> {
