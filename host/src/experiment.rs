@@ -36,6 +36,18 @@ struct RawExperiment {
     adapt: RawAdapt,
     #[serde(default)]
     method: Vec<Spanned<RawMethod>>,
+    #[serde(default)]
+    report: RawReport,
+}
+
+/// `[report]`: how results are summarised beyond raw returns.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    /// Per held-out task `[low, high]` reference scores (Atari: random and human), for scores
+    /// normalised as (score − low) / (high − low).
+    #[serde(default)]
+    reference_scores: Option<Spanned<std::collections::BTreeMap<String, [f64; 2]>>>,
 }
 
 fn default_num_envs() -> Spanned<u32> {
@@ -231,6 +243,10 @@ pub struct Plan {
     /// (absent: `env_config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch_env_config: Option<String>,
+    /// `[low, high]` reference scores per held-out task, in `test_tasks` order, when
+    /// `[report] reference_scores` gives them (then for every held-out task).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_scores: Vec<[f64; 2]>,
     /// Plugin versions, for the record.
     pub versions: Vec<String>,
 }
@@ -547,6 +563,33 @@ impl Plan {
             }
         }
 
+        // Reference scores name held-out tasks; every one needs a pair, or the normalised
+        // summary would average different sets of tasks across methods.
+        let test_names: Vec<String> = test_tasks.iter().map(|&t| tasks::task_name(family, t)).collect();
+        let reference_scores = match &raw.report.reference_scores {
+            None => Vec::new(),
+            Some(refs) => {
+                let span = refs.span();
+                if let Some(unknown) = refs.get_ref().keys().find(|k| !test_names.contains(k)) {
+                    return Err(cx.at(
+                        span,
+                        format!("report.reference_scores: '{unknown}' is not a held-out task (they are: {})", test_names.join(", ")),
+                    ));
+                }
+                let mut out = Vec::new();
+                for name in &test_names {
+                    match refs.get_ref().get(name) {
+                        Some(&[low, high]) if low.is_finite() && high.is_finite() && high != low => out.push([low, high]),
+                        Some(_) => {
+                            return Err(cx.at(span, format!("report.reference_scores: '{name}' needs two different finite scores [low, high]")))
+                        }
+                        None => return Err(cx.at(span, format!("report.reference_scores: held-out task '{name}' has no [low, high] pair"))),
+                    }
+                }
+                out
+            }
+        };
+
         let mut versions = vec![
             format!("{} {} {}", env.name, env.descriptor.name, env.descriptor.version),
             format!("{} {} {}", algo.name, algo.descriptor.name, algo.descriptor.version),
@@ -566,7 +609,7 @@ impl Plan {
             family: test.family.clone(),
             env_config,
             panels,
-            test_names: test_tasks.iter().map(|&t| tasks::task_name(family, t)).collect(),
+            test_names,
             test_tasks,
             leakage,
             algo: algo.name.clone(),
@@ -582,6 +625,7 @@ impl Plan {
             scratch: raw.adapt.scratch,
             scratch_algo_config: algo_base,
             scratch_env_config,
+            reference_scores,
             versions,
         };
         Ok((plan, Plugins { env, algo, metas, spec, scratch_specs, algo_infos, meta_infos }))

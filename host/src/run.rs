@@ -54,16 +54,7 @@ impl Unit {
     /// A file-system safe identity: the name's letters and digits, and a hash of the whole
     /// name so that names differing only in punctuation stay apart.
     fn id(&self, plan: &Plan) -> String {
-        let name = self.name(plan);
-        let mut slug = String::new();
-        for c in name.chars() {
-            if c.is_ascii_alphanumeric() {
-                slug.push(c.to_ascii_lowercase());
-            } else if !slug.ends_with('-') {
-                slug.push('-');
-            }
-        }
-        format!("{}-{:08x}", slug.trim_matches('-'), seeds::hash_name(&name) as u32)
+        file_id(&self.name(plan))
     }
 
     /// The unit's seed: the experiment seed and the unit's name, nothing else.
@@ -517,6 +508,20 @@ impl Runner<'_> {
     }
 }
 
+/// A file-system safe identity for `name`: its letters and digits, and a hash of the whole
+/// name so that names differing only in punctuation stay apart.
+fn file_id(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    format!("{}-{:08x}", slug.trim_matches('-'), seeds::hash_name(name) as u32)
+}
+
 /// All units of a plan, in execution order: pretraining first (adaptation needs checkpoints).
 fn units(plan: &Plan) -> Vec<Unit> {
     let mut out = Vec::new();
@@ -620,6 +625,27 @@ fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
     let title = format!("{}: {} on {} held-out task(s), {} seed(s)", plan.name, plan.family, plan.test_tasks.len(), plan.seeds.len());
     let files = report::write_report(&dir.root, &title, &returns)?;
     report::write_metric_report(&dir.root, "success-", "success rate", &format!("{title}: success rate"), &successes)?;
+    // Scores normalised by per-task references (Atari: (score − random) / (human − random)).
+    if !plan.reference_scores.is_empty() {
+        let normalised: Vec<Curve> = returns
+            .iter()
+            .map(|c| {
+                let i = plan.test_names.iter().position(|n| *n == c.task).unwrap_or(0);
+                let [low, high] = plan.reference_scores[i];
+                Curve { points: c.points.iter().map(|&(s, v)| (s, (v - low) / (high - low))).collect(), ..c.clone() }
+            })
+            .collect();
+        let y = "normalised score";
+        report::write_metric_report(&dir.root, "normalised-", y, &format!("{title}: (score - low) / (high - low)"), &normalised)?;
+    }
+    // With several held-out tasks, also one figure and table per task (the paper's Figure 8).
+    if plan.test_tasks.len() > 1 {
+        for task in &plan.test_names {
+            let mine: Vec<Curve> = returns.iter().filter(|c| c.task == *task).cloned().collect();
+            let title = format!("{}: {task}, {} seed(s)", plan.name, plan.seeds.len());
+            report::write_metric_report(&dir.root.join("per-task"), &format!("{}-", file_id(task)), "test return", &title, &mine)?;
+        }
+    }
     let summary = std::fs::read_to_string(&files.summary_md).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{summary}")?;

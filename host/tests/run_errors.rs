@@ -133,6 +133,47 @@ fn the_scratch_baseline_can_have_its_own_env_config_and_spaces() {
     assert_refused(&bad, &["exp.toml:15:", "adapt.scratch_env_config", "frame"]);
 }
 
+/// `[report] reference_scores` adds scores normalised per held-out task, (s − low) / (high − low)
+/// (Atari: random and human), and several held-out tasks get a figure and table each.
+#[test]
+fn reference_scores_normalise_and_each_held_out_task_gets_its_own_report() {
+    let (d, reg) = setup();
+    let text = GOOD.replace("seeds = [0, 1]", "seeds = [0]") + "[report]\nreference_scores = { \"12\" = [1.0, 3.0], \"13\" = [1.0, 3.0] }\n";
+    let o = run_exp(d.path(), &reg, &text, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
+    let column = |file: &str, method: &str, col: usize| -> f64 {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        let row = text.lines().find(|l| l.contains(method)).unwrap_or_else(|| panic!("{method} not in {text}"));
+        row.split(',').nth(col).unwrap().parse().unwrap()
+    };
+    let header = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let header: Vec<&str> = header.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "final_mean").unwrap();
+    for method in ["MT", "scratch"] {
+        let (raw, norm) = (column("summary.csv", method, col), column("normalised-summary.csv", method, col));
+        assert!((norm - (raw - 1.0) / 2.0).abs() < 1e-9, "{method}: raw {raw}, normalised {norm}");
+    }
+    for f in ["normalised-curves.png", "normalised-summary.md"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let per_task: Vec<String> =
+        std::fs::read_dir(out.join("per-task")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    for task in ["12", "13"] {
+        assert!(per_task.iter().any(|f| f.starts_with(&format!("{task}-")) && f.ends_with("curves.png")), "{per_task:?}");
+        assert!(per_task.iter().any(|f| f.starts_with(&format!("{task}-")) && f.ends_with("summary.md")), "{per_task:?}");
+    }
+    // Every held-out task needs a pair, and only held-out tasks may have one.
+    assert_refused(
+        &(GOOD.to_string() + "[report]\nreference_scores = { \"12\" = [1.0, 3.0] }\n"),
+        &["exp.toml:", "report.reference_scores: held-out task '13' has no [low, high] pair"],
+    );
+    assert_refused(
+        &(GOOD.to_string() + "[report]\nreference_scores = { \"12\" = [1.0, 3.0], \"13\" = [0.0, 1.0], \"3\" = [0.0, 1.0] }\n"),
+        &["exp.toml:", "'3' is not a held-out task (they are: 12, 13)"],
+    );
+}
+
 /// `param0` the fixture algo reported at each update of `unit`, in order (the line that closes
 /// a phase carries no update scalars).
 fn param0_of(run_dir: &Path, unit: &str) -> Vec<f64> {
