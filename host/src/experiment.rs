@@ -438,24 +438,23 @@ impl Plan {
         let spec = check(&env.name, "spec", env_box.spec())?;
         drop(env_box);
         // The scratch baseline's env config, and its spaces on each held-out task.
-        let scratch_env_config = match &raw.adapt.scratch_env_config {
+        let (scratch_env_config, scratch_specs) = match &raw.adapt.scratch_env_config {
             Some(over) => {
+                let at = |e: &dyn std::fmt::Display| cx.at(over.span(), format!("adapt.scratch_env_config: {e}"));
                 let mut table = env.merged_config(&raw.env.config);
                 merge_tables(&mut table, over.get_ref());
-                Some(toml_text(&table).map_err(|e| cx.at(over.span(), format!("adapt.scratch_env_config: {e}")))?)
+                let config = toml_text(&table).map_err(|e| at(&e))?;
+                let mut specs = Vec::new();
+                if raw.adapt.scratch {
+                    for &t in &test_tasks {
+                        let req = EnvRequest { tasks: vec![t].into(), config: config.as_str().into(), ..probe.clone() };
+                        let e = env.new_env(&req).map_err(|e| at(&e))?;
+                        specs.push(check(&env.name, "spec", e.spec())?);
+                    }
+                }
+                (Some(config), specs)
             }
-            None => None,
-        };
-        let scratch_specs = match (&scratch_env_config, &raw.adapt.scratch_env_config) {
-            (Some(config), Some(over)) if raw.adapt.scratch => test_tasks
-                .iter()
-                .map(|&t| {
-                    let req = EnvRequest { tasks: vec![t].into(), config: config.as_str().into(), ..probe.clone() };
-                    let e = env.new_env(&req).map_err(|e| cx.at(over.span(), format!("adapt.scratch_env_config: {e}")))?;
-                    Ok(check(&env.name, "spec", e.spec())?)
-                })
-                .collect::<anyhow::Result<Vec<EnvSpec>>>()?,
-            _ => vec![spec.clone(); test_tasks.len()],
+            None => (None, vec![spec.clone(); test_tasks.len()]),
         };
 
         let algo_base_table = algo.merged_config(&raw.algo.config);
