@@ -32,7 +32,8 @@ struct RawExperiment {
     threads: Spanned<u32>,
     env: RawEnv,
     algo: RawPlugin,
-    pretrain: RawPretrain,
+    /// Required when there are methods; a scratch-only experiment needs none.
+    pretrain: Option<RawPretrain>,
     adapt: RawAdapt,
     #[serde(default)]
     method: Vec<Spanned<RawMethod>>,
@@ -219,7 +220,7 @@ pub struct Plan {
     pub algo: String,
     /// Methods, in file order.
     pub methods: Vec<Method>,
-    /// Env steps of pretraining per method, panel and seed.
+    /// Env steps of pretraining per method, panel and seed (0 without methods).
     pub pretrain_env_steps: u64,
     /// Env steps of adaptation per test task.
     pub adapt_env_steps: u64,
@@ -312,10 +313,14 @@ impl Plan {
         if !["cpu", "cuda", "auto"].contains(&raw.device.get_ref().as_str()) {
             return Err(cx.at(raw.device.span(), format!("device '{}' must be cpu, cuda or auto", raw.device.get_ref())));
         }
-        let pretrain_steps = *raw.pretrain.env_steps.get_ref();
-        if pretrain_steps == 0 {
-            return Err(cx.at(raw.pretrain.env_steps.span(), "pretrain.env_steps must be at least 1"));
-        }
+        let pretrain_steps = match (&raw.pretrain, raw.method.first()) {
+            (Some(p), _) if *p.env_steps.get_ref() == 0 => {
+                return Err(cx.at(p.env_steps.span(), "pretrain.env_steps must be at least 1"))
+            }
+            (Some(p), _) => *p.env_steps.get_ref(),
+            (None, Some(m)) => return Err(cx.at(m.span(), "missing [pretrain] (env_steps): the methods pretrain")),
+            (None, None) => 0,
+        };
         let (adapt_steps, eval_every) = (*raw.adapt.env_steps.get_ref(), *raw.adapt.eval_every.get_ref());
         if adapt_steps == 0 {
             return Err(cx.at(raw.adapt.env_steps.span(), "adapt.env_steps must be at least 1"));
@@ -383,7 +388,7 @@ impl Plan {
         // Tasks.
         let families: &[TaskFamily] = &env.descriptor.families;
         let resolve_sel = |sel: &Spanned<String>| -> anyhow::Result<TaskSelection> {
-            tasks::resolve(sel.get_ref(), families).map_err(|e| cx.at(sel.span(), format!("plugin '{}': {e}", env.name)))
+            env.resolve_tasks(sel.get_ref()).map_err(|e| cx.at(sel.span(), format!("plugin '{}': {e}", env.name)))
         };
         let test = resolve_sel(&raw.env.test)?;
         let family = families.iter().find(|f| f.name.as_str() == test.family).expect("resolved family exists");
@@ -397,6 +402,8 @@ impl Plan {
         match (&raw.env.train, panel_specs.is_empty()) {
             (Some(t), true) => panel_specs.push((String::new(), t)),
             (Some(t), false) => return Err(cx.at(t.span(), "env: give either `train` or `[[env.panel]]` entries, not both")),
+            // A scratch-only experiment trains on the held-out tasks alone.
+            (None, true) if raw.method.is_empty() => {}
             (None, true) => return Err(cx.at(raw.env.plugin.span(), "env: missing `train` (or `[[env.panel]]` entries)")),
             (None, false) => {}
         }

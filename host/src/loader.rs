@@ -14,9 +14,10 @@ use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
 use metarl_plugin_api::env::{EnvBox, EnvRequest};
 use metarl_plugin_api::export::{HostLogger, PluginDescriptor, PluginRoot_Ref, API_VERSION};
 use metarl_plugin_api::meta::{MetaBox, MetaRequest};
-use metarl_plugin_api::types::{PluginError, PluginKind};
+use metarl_plugin_api::types::{NamedTaskSet, PluginError, PluginKind};
 
 use crate::registry::Entry;
+use crate::tasks::{self, TaskSelection};
 
 /// Why a registry entry could not be loaded. Displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct Plugin {
     pub path: PathBuf,
     /// What the plugin says about itself.
     pub descriptor: PluginDescriptor,
+    /// The named task sets of its families (none for a plugin built against plugin-api 0.2.0).
+    pub task_sets: Vec<NamedTaskSet>,
     /// The registry entry's default config.
     pub config: toml::Table,
     root: PluginRoot_Ref,
@@ -165,11 +168,18 @@ impl Plugin {
         let descriptor = (root.init())(host_logger())
             .into_result()
             .map_err(|e| fail(format!("initialisation failed: {e}")))?;
+        // Appended in 0.2.1: absent from a plugin built against 0.2.0.
+        let task_sets = match root.task_sets() {
+            Some(f) => f().into_result().map_err(|e| fail(format!("task_sets failed: {e}")))?.into_vec(),
+            None => Vec::new(),
+        };
+        tasks::check_sets(&descriptor.families, &task_sets).map_err(fail)?;
         log::debug!("loaded plugin '{}' ({} {}) from {}", entry.name, descriptor.name, descriptor.version, entry.path.display());
         Ok(Plugin {
             name: entry.name.clone(),
             path: entry.path.clone(),
             descriptor,
+            task_sets,
             config: entry.config.clone(),
             root,
         })
@@ -178,6 +188,12 @@ impl Plugin {
     /// The plugin's kind.
     pub fn kind(&self) -> PluginKind {
         self.descriptor.kind
+    }
+
+    /// Resolves a task selector (`atari:train-5`, `coinrun:0..100`) against the plugin's
+    /// families and named sets.
+    pub fn resolve_tasks(&self, selector: &str) -> Result<TaskSelection, String> {
+        tasks::resolve(selector, &self.descriptor.families, &self.task_sets)
     }
 
     /// Builds a batched env (env plugins only).

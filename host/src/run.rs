@@ -18,6 +18,9 @@ use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
 use metarl_plugin_api::env::EnvSpec;
 use metarl_plugin_api::meta::{MetaContext, MetaRequest};
 use metarl_plugin_kit::driver::{self, Train};
+
+/// The one panel of a scratch-only experiment's tables and figures.
+const SCRATCH_ONLY_PANEL: &str = "no pretraining";
 use metarl_plugin_kit::seeds;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -610,7 +613,9 @@ fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
         let succ: Vec<(u64, f64)> = c.points.iter().map(|p| (p.env_steps, p.success.unwrap_or(f64::NAN))).collect();
         let panels: Vec<String> = match unit {
             Unit::Adapt { panel, .. } => vec![plan.panels[*panel].label.clone()],
-            // The scratch baseline does not depend on pretraining: it appears in every panel.
+            // The scratch baseline does not depend on pretraining: it appears in every panel,
+            // or alone in a scratch-only experiment.
+            _ if plan.panels.is_empty() => vec![SCRATCH_ONLY_PANEL.to_string()],
             _ => plan.panels.iter().map(|p| p.label.clone()).collect(),
         };
         for panel in panels {

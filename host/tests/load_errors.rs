@@ -5,6 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use metarl_plugin_api::export::API_VERSION;
 
 fn check_fails(reg_text: &str, needles: &[&str]) {
     let (_d, reg) = registry(reg_text);
@@ -137,10 +138,14 @@ fn edit(path: &Path, from: &str, to: &str) {
 
 #[test]
 fn a_plugin_built_against_plugin_api_0_1_is_refused() {
-    let lib = build_skewed("version", |api| edit(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.1.0\""));
+    let lib = build_skewed("version", |api| edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.1.0\""));
     check_fails(
         &entry("old", "env", &lib),
-        &["plugin 'old'", "libmetarl_fixture_skew_version.so", "built against metarl-plugin-api 0.1.0, incompatible with this host's 0.2.0"],
+        &[
+            "plugin 'old'",
+            "libmetarl_fixture_skew_version.so",
+            &format!("built against metarl-plugin-api 0.1.0, incompatible with this host's {API_VERSION}"),
+        ],
     );
 }
 
@@ -156,13 +161,13 @@ fn a_plugin_with_a_different_abi_layout_is_refused() {
         &[
             "plugin 'skewed'",
             "libmetarl_fixture_skew_layout.so",
-            "ABI layout differs from this host's metarl-plugin-api 0.2.0: mismatched type (expected f64, found f32)",
+            &format!("ABI layout differs from this host's metarl-plugin-api {API_VERSION}: mismatched type (expected f64, found f32)"),
         ],
     );
 }
 
-/// A host program built against a later 0.2.x plugin-api that appended a root-module field
-/// and an env method after the prefix markers.
+/// A host program built against a later 0.2.x plugin-api (a made-up 0.2.2) that appended a
+/// root-module field and an env method after those of 0.2.1.
 const NEWER_HOST: &str = r#"
 use abi_stable::std_types::RStr;
 use metarl_plugin_api::env::EnvRequest;
@@ -177,6 +182,7 @@ fn main() {
     let d = (root.init())(HostLogger { max_level: 0, log }).into_result().unwrap();
     println!("loaded {} {}", d.name, d.version);
     println!("appended field: {:?}", root.api_patch());
+    println!("0.2.1 field: {}", root.task_sets().is_some());
     let req = EnvRequest { family: "count".into(), tasks: vec![0].into(), num_envs: 2, trials: 1, seed: 0, threads: 1, config: "".into() };
     let mut env = (root.new_env())(&req).into_result().unwrap();
     println!("spec: {}", env.spec().into_result().unwrap().obs);
@@ -185,29 +191,29 @@ fn main() {
 "#;
 
 #[test]
-fn a_newer_0_2_host_loads_a_plugin_built_against_0_2_0() {
-    // The plugin: the real env fixture, built against this workspace's plugin-api 0.2.0.
+fn a_newer_0_2_host_loads_a_plugin_built_against_this_api() {
+    // The plugin: the real env fixture, built against this workspace's plugin-api.
     let lib = plugin("metarl-fixture-env");
-    // The host: built against a copy of plugin-api 0.2.1 that grew after the prefix markers.
+    // The host: built against a copy of plugin-api that grew after this version's last field.
     let manifest = "[package]\nname = \"newer-host\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
                     metarl-plugin-api = { path = \"../plugin-api\" }\nmetarl-plugin-kit = { path = \"../plugin-api/kit\" }\nabi_stable = \"0.11.3\"\n";
     let ws = skew_workspace(
         "appended",
         |api| {
-            edit(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.2.1\"");
+            edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.2.99\"");
             edit(
                 &api.join("src/env.rs"),
                 "    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> PResult<RVec<Trajectory>>;\n}",
                 "    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> PResult<RVec<Trajectory>>;\n    \
-                 /// Added in 0.2.1.\n    fn describe(&self) -> PResult<RString> {\n        \
+                 /// Added in 0.2.99.\n    fn describe(&self) -> PResult<RString> {\n        \
                  abi_stable::std_types::ROk(RString::from(\"absent: the plugin predates it\"))\n    }\n}",
             );
             edit(
                 &api.join("src/export.rs"),
-                "    pub new_meta: extern \"C\" fn(req: &MetaRequest) -> PResult<MetaBox>,\n}",
-                "    pub new_meta: extern \"C\" fn(req: &MetaRequest) -> PResult<MetaBox>,\n    /// Added in 0.2.1.\n    pub api_patch: u32,\n}",
+                "    pub task_sets: extern \"C\" fn() -> PResult<RVec<NamedTaskSet>>,\n}",
+                "    pub task_sets: extern \"C\" fn() -> PResult<RVec<NamedTaskSet>>,\n    /// Added in 0.2.99.\n    pub api_patch: u32,\n}",
             );
-            edit(&api.join("src/export.rs"), "            new_meta: new_meta_impl::<P>,\n", "            new_meta: new_meta_impl::<P>,\n            api_patch: 1,\n");
+            edit(&api.join("src/export.rs"), "            task_sets: task_sets_impl::<P>,\n", "            task_sets: task_sets_impl::<P>,\n            api_patch: 1,\n");
         },
         &[("newer-host", manifest, NEWER_HOST)],
     );
@@ -217,6 +223,60 @@ fn a_newer_0_2_host_loads_a_plugin_built_against_0_2_0() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(out.contains("loaded fixture-env 0.2.0"), "{out}");
     assert!(out.contains("appended field: None"), "an older plugin's root module lacks the new field: {out}");
+    assert!(out.contains("0.2.1 field: true"), "the plugin's own fields are all there: {out}");
     assert!(out.contains("spec: vector: vector f32 [2]"), "{out}");
     assert!(out.contains("appended method: absent: the plugin predates it"), "an older env answers with the default: {out}");
+}
+
+#[test]
+fn this_host_loads_a_plugin_built_against_0_2_0_which_offers_no_task_sets() {
+    // plugin-api as it was in 0.2.0: no `task_sets` root field (added in 0.2.1).
+    let lib = build_skewed("v0_2_0", |api| {
+        edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.2.0\"");
+        let export = api.join("src/export.rs");
+        let text = std::fs::read_to_string(&export).unwrap();
+        let start = text.find("    /// Added in 0.2.1: the named task sets").expect("the task_sets field");
+        let end = start + text[start..].find("PResult<RVec<NamedTaskSet>>,\n").unwrap() + "PResult<RVec<NamedTaskSet>>,\n".len();
+        std::fs::write(&export, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        edit(&export, "            task_sets: task_sets_impl::<P>,\n", "");
+    });
+    let (_d, reg) = registry(&entry("old", "env", &lib));
+    let o = metarl(&reg, &["plugins", "list"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("families: count (1 tasks), parts (4 tasks)"), "{out}");
+    assert!(!out.contains("task sets:"), "a 0.2.0 plugin offers none: {out}");
+    // Selectors without sets work as before; a set name is an unknown task.
+    let o = metarl(&reg, &["env", "bench", "old", "--task", "parts:1,3", "--envs", "2", "--steps", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = metarl(&reg, &["env", "bench", "old", "--task", "parts:odd", "--envs", "2", "--steps", "50"]);
+    assert!(stderr(&o).contains("'odd' is not an index; tasks of 'parts' are numbered 0..4\n"), "{}", stderr(&o));
+}
+
+#[test]
+fn named_task_sets_are_listed_and_select_their_tasks() {
+    let (_d, reg) = registry(&entry("fx", "env", &plugin("metarl-fixture-env")));
+    let o = metarl(&reg, &["plugins", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("task sets: parts:odd (2 tasks)"), "{}", stdout(&o));
+    let o = metarl(&reg, &["env", "bench", "fx", "--task", "parts:odd", "--envs", "2", "--steps", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = metarl(&reg, &["env", "bench", "fx", "--task", "parts:even", "--envs", "2", "--steps", "50"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("plugin 'fx': --task: task selector 'parts:even': 'even' is not an index; tasks of 'parts' are numbered 0..4 or a set (odd)"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_plugin_whose_task_sets_are_wrong_is_refused_at_load() {
+    let reg_text = entry("fx", "env", &plugin("metarl-fixture-env"));
+    let (_d, reg) = registry(&reg_text);
+    for (mode, needle) in [
+        ("out-of-range", "task set 'odd' of family 'parts': task 9 is out of range (the family has 4)"),
+        ("panic", "task_sets failed: panicked: in task_sets: fixture panics in task_sets as asked"),
+    ] {
+        let o = metarl_env(&reg, &["plugins", "check"], &[("METARL_FIXTURE_SETS", mode)]);
+        assert_eq!(o.status.code(), Some(1), "{mode}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("FAIL  plugin 'fx'") && out.contains(needle), "{mode}: {out}");
+    }
 }

@@ -133,6 +133,20 @@ fn the_scratch_baseline_can_have_its_own_env_config_and_spaces() {
     assert_refused(&bad, &["exp.toml:15:", "adapt.scratch_env_config", "frame"]);
 }
 
+#[test]
+fn a_scratch_only_experiment_needs_no_training_tasks_or_pretraining() {
+    let (d, reg) = setup();
+    let text = GOOD.replace("train = \"gridworld:0..12\"\n", "").replace("[pretrain]\nenv_steps = 400\n", "");
+    let text = &text[..text.find("[[method]]").unwrap()];
+    let o = run_exp(d.path(), &reg, text, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unit 4/4 done in"), "2 seeds x 2 held-out tasks: {}", stderr(&o));
+    let csv = std::fs::read_to_string(d.path().join("out/summary.csv")).unwrap();
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').take(3).collect::<Vec<_>>(), ["no pretraining", "scratch", "2"], "{csv}");
+    // Methods still need their pretraining budget.
+    assert_refused(&GOOD.replace("[pretrain]\nenv_steps = 400\n", ""), &["exp.toml:", "missing [pretrain] (env_steps): the methods pretrain"]);
+}
+
 /// `[report] reference_scores` adds scores normalised per held-out task, (s − low) / (high − low)
 /// (Atari: random and human), and several held-out tasks get a figure and table each.
 #[test]

@@ -74,6 +74,10 @@ pub struct PluginRoot {
     /// Builds a meta-method (meta plugins).
     #[sabi(last_prefix_field)]
     pub new_meta: extern "C" fn(req: &MetaRequest) -> PResult<MetaBox>,
+    /// Added in 0.2.1: the named task sets of the plugin's families (env plugins; empty for
+    /// the others). `None` through [`PluginRoot_Ref::task_sets`] for a plugin built against
+    /// 0.2.0, which offers no sets.
+    pub task_sets: extern "C" fn() -> PResult<RVec<NamedTaskSet>>,
 }
 
 impl RootModule for PluginRoot_Ref {
@@ -111,6 +115,12 @@ pub trait PluginFactory: 'static {
         let _ = req;
         Err(PluginError::unsupported(format!("a {} plugin builds no meta-method", Self::KIND)))
     }
+    /// Named task sets of the plugin's families (since 0.2.1; env plugins). The host checks
+    /// them when it loads the plugin: known family, ids in range, no repeats, a name that is
+    /// neither another set's nor a task's.
+    fn task_sets() -> Vec<NamedTaskSet> {
+        Vec::new()
+    }
 }
 
 impl PluginRoot {
@@ -122,6 +132,7 @@ impl PluginRoot {
             new_env: new_env_impl::<P>,
             new_algo: new_algo_impl::<P>,
             new_meta: new_meta_impl::<P>,
+            task_sets: task_sets_impl::<P>,
         }
         .leak_into_prefix()
     }
@@ -152,6 +163,10 @@ extern "C" fn new_algo_impl<P: PluginFactory>(req: &AlgoRequest) -> PResult<Algo
 
 extern "C" fn new_meta_impl<P: PluginFactory>(req: &MetaRequest) -> PResult<MetaBox> {
     guard(&AtomicBool::new(false), "new_meta", || P::new_meta(req).map(meta::into_ffi))
+}
+
+extern "C" fn task_sets_impl<P: PluginFactory>() -> PResult<RVec<NamedTaskSet>> {
+    guard(&AtomicBool::new(false), "task_sets", || Ok(P::task_sets().into()))
 }
 
 /// Exports `$plugin` (a [`PluginFactory`]) as this library's root module.

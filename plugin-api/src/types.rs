@@ -288,6 +288,29 @@ pub struct TaskFamily {
     pub tasks: TaskSet,
 }
 
+/// A named selection of tasks of one family, offered by the env plugin (0.2.1): the study's
+/// game sets (`atari:train-5`), a benchmark's split (ML10's train tasks). Experiment files and
+/// the command line name it like a task, after the family: `FAMILY:NAME`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct NamedTaskSet {
+    /// The family the tasks belong to.
+    pub family: RString,
+    /// The set's name: unique within the family, and not the name of one of its tasks.
+    pub name: RString,
+    /// One line for `metarl plugins list` (where the set comes from).
+    pub description: RString,
+    /// Task ids within the family, in order, without repeats.
+    pub tasks: RVec<u64>,
+}
+
+impl NamedTaskSet {
+    /// Set `name` of `family`, holding the task ids `tasks`.
+    pub fn new(family: &str, name: &str, description: &str, tasks: Vec<u64>) -> Self {
+        Self { family: family.into(), name: name.into(), description: description.into(), tasks: tasks.into() }
+    }
+}
+
 // --- spaces: named parts -------------------------------------------------------------------
 
 open_kind! {

@@ -10,7 +10,6 @@ use metarl_plugin_api::types::PluginKind;
 use crate::envrun::{self, call, RandomActions};
 use crate::loader::Plugin;
 use crate::registry::Registry;
-use crate::tasks;
 
 /// Arguments of `metarl env bench`.
 #[derive(clap::Args, Debug)]
@@ -44,7 +43,7 @@ pub fn bench(registry: &Registry, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     }
     let entry = registry.require(&args.name, PluginKind::ENV).map_err(anyhow::Error::msg)?;
     let plugin = Plugin::load(entry)?;
-    let selection = tasks::resolve(&args.task, &plugin.descriptor.families)
+    let selection = plugin.resolve_tasks(&args.task)
         .map_err(|e| anyhow::anyhow!("plugin '{}': --task: {e}", plugin.name))?;
     let overrides: toml::Table = toml::from_str(&args.config).context("--config is not a TOML table")?;
     let req = EnvRequest {
@@ -104,9 +103,8 @@ pub struct LeakageArgs {
 pub fn leakage(registry: &Registry, args: &LeakageArgs) -> anyhow::Result<ExitCode> {
     let entry = registry.require(&args.name, PluginKind::ENV).map_err(anyhow::Error::msg)?;
     let plugin = Plugin::load(entry)?;
-    let families = &plugin.descriptor.families;
     let sel = |flag: &str, s: &str| {
-        tasks::resolve(s, families).map_err(|e| anyhow::anyhow!("plugin '{}': --{flag}: {e}", plugin.name))
+        plugin.resolve_tasks(s).map_err(|e| anyhow::anyhow!("plugin '{}': --{flag}: {e}", plugin.name))
     };
     let (train, test) = (sel("train", &args.train)?, sel("test", &args.test)?);
     if train.family != test.family {

@@ -33,6 +33,11 @@ pub fn list(registry: &Registry) -> anyhow::Result<ExitCode> {
                 if !d.families.is_empty() {
                     println!("{:<16} families: {}", "", family_summary(d));
                 }
+                if !p.task_sets.is_empty() {
+                    let sets: Vec<String> =
+                        p.task_sets.iter().map(|s| format!("{}:{} ({} tasks)", s.family, s.name, s.tasks.len())).collect();
+                    println!("{:<16} task sets: {}", "", sets.join(", "));
+                }
             }
             Err(e) => {
                 failed += 1;

@@ -49,6 +49,10 @@ impl PluginFactory for AlePlugin {
     fn new_env(req: &EnvRequest) -> Result<Box<dyn Env>, PluginError> {
         Ok(Box::new(AleEnv::new(req)?))
     }
+
+    fn task_sets() -> Vec<NamedTaskSet> {
+        games::SETS.iter().map(|set| NamedTaskSet::new(games::FAMILY, set.name, set.description, games::set_tasks(set))).collect()
+    }
 }
 
 metarl_plugin_api::export_plugin!(AlePlugin);
