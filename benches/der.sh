@@ -10,6 +10,10 @@
 # ale-py 0.12.1 through a .pth file. Runs alternate, ROUNDS of each, and the best of each side is
 # kept, since other load only ever slows a run down.
 #
+# The peer runs with tianshou's per-step NaN scan of the whole replay buffer turned off (its best
+# case; see der_tianshou.py), since that scan, not Rainbow, dominates stock tianshou's step time.
+# STOCK=1 also measures stock tianshou and prints that ratio above the last line.
+#
 #   STEPS=5000 THREADS=1 ROUNDS=1 GAME=pong SKIP_BUILD=1 bash benches/der.sh
 #
 # The last line is `ratio <ours/tianshou>`; the goal is >= 2.0.
@@ -55,6 +59,12 @@ for round in $(seq "$ROUNDS"); do
     peer_best=$(awk -v a="$peer_best" -v b="$peer" 'BEGIN { print (b > a ? b : a) }')
 done
 
-echo "tianshou 2.0.1 rainbow (DER settings): $peer_best steps/s"
+if [[ -n ${STOCK:-} ]]; then
+    echo "stock tianshou (NaN scan on) on $GAME, $STEPS training steps, $THREADS thread(s)" >&2
+    stock=$("$PEER/bin/python" -W ignore "$ROOT/benches/der_tianshou.py" "$GAME" "$STEPS" "$THREADS" stock 2>/dev/null | tail -n 1 | awk '{ print $1 }')
+    echo "stock tianshou 2.0.1 rainbow:          $stock steps/s"
+    awk -v a="$ours_best" -v b="$stock" 'BEGIN { printf "ratio against stock tianshou %.2f\n", a / b }'
+fi
+echo "tianshou 2.0.1 rainbow (DER settings): $peer_best steps/s (NaN scan off)"
 echo "metarl rainbow (preset der):           $ours_best steps/s"
 awk -v a="$ours_best" -v b="$peer_best" 'BEGIN { printf "ratio %.2f\n", a / b }'
