@@ -8,7 +8,7 @@
 #
 # One `metarl run` per game and seed, JOBS of them at once, each on one libtorch thread (two
 # single-thread runs use 2 cores better than one two-thread run: a batch-32 DER update barely
-# parallelises). A run takes about 50 minutes on one core of this project's machines. Runs live
+# parallelises). A run took 37 to 50 minutes with two sharing this project's 2-core machine. Runs live
 # in target/der-atari100k/<game>-s<seed>; an interrupted bench re-run with the same settings
 # resumes them (`metarl run --resume`), and finished ones are only read.
 #

@@ -129,6 +129,46 @@ fn reptile_off_policy_makes_every_update_an_outer_iteration_over_one_task_buffer
     }
 }
 
+/// An off-policy update that takes no step (Rainbow, when the drawn game was just begun and
+/// has no complete n-step window) is no outer iteration: θ stays, and no ε is reported.
+#[test]
+fn reptile_off_policy_makes_no_outer_step_for_an_update_that_took_none() {
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "offpol", "algo");
+    let reptile = load("metarl-meta-reptile", "reptile", "meta");
+    let mut algo = algo_p.new_algo(&gridworld_request("off_policy = true\nupdate_adds = 1.0\nskip_updates = 2")).unwrap();
+    let before = check("offpol", "params", algo.params()).unwrap().into_vec();
+    let mut meta = reptile.new_meta(&meta_request(3, "inner_updates = 3\nepsilon = 0.0\nepsilon_end = 1.0\n")).unwrap();
+    let train: Vec<u64> = vec![2, 4];
+    let mut eps: Vec<Option<f64>> = Vec::new();
+    let mut services = PhaseServices::new(
+        &env,
+        "gridworld",
+        String::new(),
+        train.clone(),
+        1,
+        None,
+        Box::new(|_, steps, scalars| {
+            if steps > 0 {
+                eps.push(scalars.iter().find(|s| s.name.as_str() == "reptile_epsilon").map(|s| s.value));
+            }
+            Ok(true)
+        }),
+    );
+    // An update every 32 env steps: 5 updates, the first two of which take no step.
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&train), budget_env_steps: 160, num_envs: 4, seed: 1 };
+    check("reptile", "pretrain", meta.pretrain(ctx)).unwrap();
+    drop(services);
+    assert_eq!(eps.len(), 5);
+    assert_eq!(eps[..2], [None, None], "no outer step for the updates that took none");
+    let gain: f64 = eps[2..].iter().map(|e| 3.0 * e.expect("an outer step")).sum();
+    assert!((gain - 3.0 * (96.0 + 128.0 + 160.0) / 160.0).abs() < 1e-9, "{gain}");
+    let after = check("offpol", "params", algo.params()).unwrap().into_vec();
+    for (a, b) in after.iter().zip(&before) {
+        assert!((a - b - gain as f32).abs() < 1e-4, "{a} - {b} != {gain}");
+    }
+}
+
 #[test]
 fn reptile_refuses_bad_config() {
     let reptile = load("metarl-meta-reptile", "reptile", "meta");

@@ -237,7 +237,8 @@ pub struct UpdateStats {
     /// that step's samples of their per-sample loss, divided by the step's sample count (the
     /// mean the optimiser minimises), and z_i is `plan.context` row `i`.
     pub context_grad: RVec<f32>,
-    /// Gradient steps taken.
+    /// Gradient steps taken. An off-policy algo may take none when no task of the plan has
+    /// anything to sample yet (a task just begun); `context_grad` is then empty.
     pub grad_steps: u32,
     /// Samples (rows) the update learnt from, over all its gradient steps.
     pub samples: u64,

@@ -221,7 +221,8 @@ impl RainbowAgent {
         (batch, picks)
     }
 
-    fn check_plan(&self, plan: &UpdatePlan) -> Result<(), PluginError> {
+    /// Checks `plan`; `Ok(false)` when none of its tasks has a sampleable row yet.
+    fn check_plan(&self, plan: &UpdatePlan) -> Result<bool, PluginError> {
         if plan.tasks.is_empty() || plan.samples_per_task == 0 {
             return Err(invalid("update: an off-policy plan needs tasks and samples_per_task >= 1"));
         }
@@ -234,13 +235,9 @@ impl RainbowAgent {
             }
         }
         // A task whose rows are all still inside an open n-step window (a game just drawn)
-        // sits this step out rather than failing a long run; its share is not redrawn.
-        if plan.tasks.iter().all(|t| self.replay.buffer(*t).is_none_or(|b| b.total_priority() <= 0.0)) {
-            return Err(invalid(format!(
-                "update: no task of the plan has a sampleable row yet (a row needs its {}-step window or an episode end)",
-                self.cfg.multi_step
-            )));
-        }
+        // sits this step out rather than failing a long run; its share is not redrawn. When
+        // every task of the plan sits out (Reptile plans one task), the update takes no step.
+        let ready = plan.tasks.iter().any(|t| self.replay.buffer(*t).is_some_and(|b| b.total_priority() > 0.0));
         if !plan.context.is_empty() {
             if self.ctx_dim == 0 {
                 return Err(invalid("update: the plan has context rows but this agent was built without context (context_dim = 0)"));
@@ -252,7 +249,7 @@ impl RainbowAgent {
         } else if plan.want_context_grad {
             return Err(invalid("update: want_context_grad needs context rows in the plan"));
         }
-        Ok(())
+        Ok(ready)
     }
 
     fn global_grad_norm(&self) -> f64 {
@@ -404,7 +401,14 @@ impl Algo for RainbowAgent {
     }
 
     fn update(&mut self, plan: &UpdatePlan) -> Result<UpdateStats, PluginError> {
-        self.check_plan(plan)?;
+        if !self.check_plan(plan)? {
+            log::debug!(
+                "rainbow: update of tasks {:?} skipped: no sampleable row yet (a row needs its {}-step window or an episode end)",
+                plan.tasks.as_slice(),
+                self.cfg.multi_step
+            );
+            return Ok(UpdateStats { scalars: Vec::new().into(), context_grad: Vec::new().into(), grad_steps: 0, samples: 0 });
+        }
         let (k, ctx) = (plan.tasks.len(), self.ctx_dim);
         let mut context_grad = Vec::new();
         let mut scalars = Vec::new();

@@ -84,6 +84,9 @@ impl Reptile {
         let mut outer = |algo: &mut AlgoBox, plan: &UpdatePlan, env_steps: u64| -> Result<UpdateStats, PluginError> {
             let theta_old = algo.params().into_result()?;
             let mut stats = driver::update(algo, plan)?;
+            if stats.grad_steps == 0 {
+                return Ok(stats); // the task had nothing to sample yet (a game just drawn): no iteration
+            }
             // 2. The outer step towards the adapted parameters.
             let theta_k = algo.params().into_result()?;
             let epsilon = epsilon_at(start, end, env_steps, budget);
