@@ -49,6 +49,9 @@ struct RawReport {
     /// normalised as (score − low) / (high − low).
     #[serde(default)]
     reference_scores: Option<Spanned<std::collections::BTreeMap<String, [f64; 2]>>>,
+    /// Stratified-bootstrap resamples behind every interval of `aggregates.md`.
+    #[serde(default)]
+    bootstrap_resamples: Option<Spanned<i64>>,
 }
 
 fn default_num_envs() -> Spanned<u32> {
@@ -248,9 +251,27 @@ pub struct Plan {
     /// `[report] reference_scores` gives them (then for every held-out task).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reference_scores: Vec<[f64; 2]>,
+    /// Stratified-bootstrap resamples behind every interval of the aggregate table
+    /// (`[report] bootstrap_resamples`). Left out of `config.toml` at its default, so that the
+    /// config of a run started before the key existed still matches on `--resume`.
+    #[serde(default = "default_resamples", skip_serializing_if = "is_default_resamples")]
+    pub bootstrap_resamples: u32,
     /// Plugin versions, for the record.
     pub versions: Vec<String>,
 }
+
+fn default_resamples() -> u32 {
+    crate::report::rliable::DEFAULT_RESAMPLES
+}
+
+fn is_default_resamples(n: &u32) -> bool {
+    *n == default_resamples()
+}
+
+/// The most `[report] bootstrap_resamples` may ask for: 20 times rliable's default, whose
+/// Monte-Carlo error is already below the digits the table prints. The replicates are kept to
+/// take their percentiles, so a typo with extra zeros would otherwise exhaust memory.
+const MAX_RESAMPLES: i64 = 1_000_000;
 
 /// Loaded plugins of a plan, and what probing them revealed.
 pub struct Plugins {
@@ -596,6 +617,19 @@ impl Plan {
             }
         };
 
+        let bootstrap_resamples = match &raw.report.bootstrap_resamples {
+            None => default_resamples(),
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=MAX_RESAMPLES).contains(&(v as i64)) => v,
+                _ => {
+                    return Err(cx.at(
+                        n.span(),
+                        format!("report.bootstrap_resamples must be between 1 and {MAX_RESAMPLES}, not {}", n.get_ref()),
+                    ))
+                }
+            },
+        };
+
         let mut versions = vec![
             format!("{} {} {}", env.name, env.descriptor.name, env.descriptor.version),
             format!("{} {} {}", algo.name, algo.descriptor.name, algo.descriptor.version),
@@ -632,6 +666,7 @@ impl Plan {
             scratch_algo_config: algo_base,
             scratch_env_config,
             reference_scores,
+            bootstrap_resamples,
             versions,
         };
         Ok((plan, Plugins { env, algo, metas, spec, scratch_specs, algo_infos, meta_infos }))

@@ -7,6 +7,7 @@
 //! only the unit that was interrupted, and since every unit is seeded from the experiment's
 //! seed and its own identity, the final files equal those of an uninterrupted run.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -595,8 +596,19 @@ pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::
     Ok(out.to_path_buf())
 }
 
-/// Gathers unit results into `metrics.jsonl`, `curves.json` and the reports (return and
-/// success rate).
+/// The panels whose tables and figures show the curve of `unit` (an adaptation or scratch
+/// unit). The scratch baseline does not depend on pretraining: it appears in every panel, or
+/// alone in a scratch-only experiment.
+fn panels_of(plan: &Plan, unit: &Unit) -> Vec<String> {
+    match unit {
+        Unit::Adapt { panel, .. } => vec![plan.panels[*panel].label.clone()],
+        _ if plan.panels.is_empty() => vec![SCRATCH_ONLY_PANEL.to_string()],
+        _ => plan.panels.iter().map(|p| p.label.clone()).collect(),
+    }
+}
+
+/// Gathers unit results into `metrics.jsonl`, `curves.json` and `success-curves.json`, then
+/// writes the reports ([`write_reports`]).
 fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
     let mut metrics = Vec::new();
     let (mut returns, mut successes) = (Vec::new(), Vec::new());
@@ -611,14 +623,7 @@ fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
             .with_context(|| format!("curve file {} is damaged", path.display()))?;
         let ret: Vec<(u64, f64)> = c.points.iter().map(|p| (p.env_steps, p.ret.unwrap_or(f64::NAN))).collect();
         let succ: Vec<(u64, f64)> = c.points.iter().map(|p| (p.env_steps, p.success.unwrap_or(f64::NAN))).collect();
-        let panels: Vec<String> = match unit {
-            Unit::Adapt { panel, .. } => vec![plan.panels[*panel].label.clone()],
-            // The scratch baseline does not depend on pretraining: it appears in every panel,
-            // or alone in a scratch-only experiment.
-            _ if plan.panels.is_empty() => vec![SCRATCH_ONLY_PANEL.to_string()],
-            _ => plan.panels.iter().map(|p| p.label.clone()).collect(),
-        };
-        for panel in panels {
+        for panel in panels_of(plan, unit) {
             let curve = |points: Vec<(u64, f64)>| Curve { panel: panel.clone(), method: c.method.clone(), seed: c.seed, task: c.task.clone(), points };
             returns.push(curve(ret.clone()));
             successes.push(curve(succ.clone()));
@@ -627,33 +632,217 @@ fn finalize(plan: &Plan, dir: &RunDir, all: &[Unit]) -> anyhow::Result<()> {
     write_atomic(&dir.root.join("metrics.jsonl"), &metrics)?;
     write_atomic(&dir.root.join("curves.json"), serde_json::to_string_pretty(&returns)?.as_bytes())?;
     write_atomic(&dir.root.join("success-curves.json"), serde_json::to_string_pretty(&successes)?.as_bytes())?;
+    let files = write_reports(plan, &dir.root, &returns, &successes)?;
+    print_summary(&files, &dir.root)
+}
+
+/// Writes every table and figure of a study into `root`, from its curves (test returns and
+/// success rates, each in the order [`finalize`] gathers them): the reports of returns and
+/// success rates, of reference-normalised scores, the aggregates, and with several held-out
+/// tasks one report per task. The one report writer of `metarl run` and `metarl report`.
+fn write_reports(plan: &Plan, root: &Path, returns: &[Curve], successes: &[Curve]) -> anyhow::Result<report::ReportFiles> {
     let title = format!("{}: {} on {} held-out task(s), {} seed(s)", plan.name, plan.family, plan.test_tasks.len(), plan.seeds.len());
-    let files = report::write_report(&dir.root, &title, &returns)?;
-    report::write_metric_report(&dir.root, "success-", "success rate", &format!("{title}: success rate"), &successes)?;
+    let files = report::write_report(root, &title, returns)?;
+    report::write_metric_report(root, "success-", "success rate", &format!("{title}: success rate"), successes)?;
     // Scores normalised by per-task references (Atari: (score − random) / (human − random)).
-    if !plan.reference_scores.is_empty() {
-        let normalised: Vec<Curve> = returns
+    let normalised: Option<Vec<Curve>> = (!plan.reference_scores.is_empty()).then(|| {
+        returns
             .iter()
             .map(|c| {
                 let i = plan.test_names.iter().position(|n| *n == c.task).unwrap_or(0);
                 let [low, high] = plan.reference_scores[i];
                 Curve { points: c.points.iter().map(|&(s, v)| (s, (v - low) / (high - low))).collect(), ..c.clone() }
             })
-            .collect();
+            .collect()
+    });
+    if let Some(normalised) = &normalised {
         let y = "normalised score";
-        report::write_metric_report(&dir.root, "normalised-", y, &format!("{title}: (score - low) / (high - low)"), &normalised)?;
+        report::write_metric_report(root, "normalised-", y, &format!("{title}: (score - low) / (high - low)"), normalised)?;
     }
+    // rliable's aggregates of the final scores: normalised where the experiment can, since
+    // only then are tasks on one scale and the optimality gap's target (1) meaningful.
+    let (scores, kind) = match &normalised {
+        Some(n) => (n.as_slice(), report::ScoreKind::Normalised),
+        None => (returns, report::ScoreKind::Return),
+    };
+    report::write_aggregates(root, &format!("{title}: aggregates of the final scores"), kind, scores, plan.bootstrap_resamples)?;
     // With several held-out tasks, also one figure and table per task (the paper's Figure 8).
     if plan.test_tasks.len() > 1 {
         for task in &plan.test_names {
             let mine: Vec<Curve> = returns.iter().filter(|c| c.task == *task).cloned().collect();
             let title = format!("{}: {task}, {} seed(s)", plan.name, plan.seeds.len());
-            report::write_metric_report(&dir.root.join("per-task"), &format!("{}-", file_id(task)), "test return", &title, &mine)?;
+            report::write_metric_report(&root.join("per-task"), &format!("{}-", file_id(task)), "test return", &title, &mine)?;
         }
     }
+    Ok(files)
+}
+
+/// Prints the summary table and where the results are.
+fn print_summary(files: &report::ReportFiles, root: &Path) -> anyhow::Result<()> {
     let summary = std::fs::read_to_string(&files.summary_md).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{summary}")?;
-    writeln!(stdout, "results in {}", dir.root.display())?;
+    writeln!(stdout, "results in {}", root.display())?;
     Ok(())
+}
+
+// --- `metarl report`: the reports of finished run directories, rebuilt from their saved files.
+
+/// What `metarl report` reads from a finished run directory: the plan (`config.toml`) and the
+/// curves `finalize` saved.
+struct SavedRun {
+    dir: PathBuf,
+    plan: Plan,
+    returns: Vec<Curve>,
+    successes: Vec<Curve>,
+}
+
+impl SavedRun {
+    fn read(dir: &Path) -> anyhow::Result<SavedRun> {
+        if !dir.is_dir() {
+            bail!("run directory {} does not exist", dir.display());
+        }
+        let config = dir.join("config.toml");
+        let text = std::fs::read_to_string(&config)
+            .map_err(|_| anyhow::anyhow!("{} is not a metarl run directory (no config.toml)", dir.display()))?;
+        let plan: Plan = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{} is damaged or written by another metarl version: {}", config.display(), e.message().trim())
+        })?;
+        let curves = |name: &str| -> anyhow::Result<Vec<Curve>> {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|_| {
+                anyhow::anyhow!("{} is not a finished run (no {name}): finish it with `metarl run <experiment> --out {} --resume`", dir.display(), dir.display())
+            })?;
+            serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))
+        };
+        Ok(SavedRun { returns: curves("curves.json")?, successes: curves("success-curves.json")?, plan, dir: dir.to_path_buf() })
+    }
+}
+
+/// The plan of `runs` taken together: the first one's, with the seeds of all of them in order
+/// of first appearance. Everything but the seeds must match: the runs must be parts of one
+/// experiment.
+fn merged_plan(runs: &[SavedRun]) -> anyhow::Result<Plan> {
+    let without_seeds = |p: &Plan| -> anyhow::Result<toml::Table> {
+        match toml::Value::try_from(p)? {
+            toml::Value::Table(mut t) => {
+                t.remove("seeds");
+                Ok(t)
+            }
+            _ => bail!("a plan is a table"),
+        }
+    };
+    let first = &runs[0];
+    let base = without_seeds(&first.plan)?;
+    let mut plan = first.plan.clone();
+    for run in &runs[1..] {
+        let other = without_seeds(&run.plan)?;
+        if let Some(key) = base.keys().chain(other.keys()).find(|k| base.get(*k) != other.get(*k)) {
+            bail!(
+                "{} and {} are runs of different experiments: `{key}` differs in their config.toml (only the seeds may differ between merged runs)",
+                first.dir.display(),
+                run.dir.display()
+            );
+        }
+        for seed in &run.plan.seeds {
+            if !plan.seeds.contains(seed) {
+                plan.seeds.push(*seed);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// (panel, method, seed, task): what names a curve.
+type CurveKey = (String, String, u64, String);
+
+/// Every curve of `runs` in the file `name` (`curves.json` or `success-curves.json`), by key,
+/// with the index of the run it came from. The same curve in two runs is fine; two different
+/// ones under one key are refused.
+fn curves_by_key<'a>(runs: &'a [SavedRun], name: &str, pick: fn(&SavedRun) -> &[Curve]) -> anyhow::Result<HashMap<CurveKey, (usize, &'a Curve)>> {
+    let same = |a: &[(u64, f64)], b: &[(u64, f64)]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && (x.1 == y.1 || (x.1.is_nan() && y.1.is_nan())))
+    };
+    let mut map: HashMap<CurveKey, (usize, &Curve)> = HashMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        for c in pick(run) {
+            let key = (c.panel.clone(), c.method.clone(), c.seed, c.task.clone());
+            if let Some(&(j, old)) = map.get(&key) {
+                if !same(&old.points, &c.points) {
+                    bail!(
+                        "{} and {} hold different curves of panel '{}', method '{}', seed {}, task '{}' in {name}: they are not parts of one study",
+                        runs[j].dir.join(name).display(),
+                        run.dir.join(name).display(),
+                        c.panel,
+                        c.method,
+                        c.seed,
+                        c.task
+                    );
+                }
+            } else {
+                map.insert(key, (i, c));
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// `metarl report`: rebuilds every table and figure of `metarl run` from the saved curves of
+/// one or more finished run directories of one experiment (merged: parts of a study that ran
+/// different seeds, say as a Slurm job array), without running anything, into `out` (default:
+/// the first directory, whose report files are then rewritten; its units, checkpoints, curves
+/// and config are never touched). Returns where the report went.
+///
+/// The merged curves are put in the order a single run of all the seeds would have gathered
+/// them (seeds in order of first appearance across the directories), so the report of two
+/// halves equals the report of the whole, byte for byte.
+pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let Some(first) = dirs.first() else { bail!("give at least one run directory") };
+    let runs = dirs.iter().map(|d| SavedRun::read(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = merged_plan(&runs)?;
+    let returns = curves_by_key(&runs, "curves.json", |r| &r.returns)?;
+    let successes = curves_by_key(&runs, "success-curves.json", |r| &r.successes)?;
+    let (mut ret, mut succ) = (Vec::new(), Vec::new());
+    for unit in units(&plan) {
+        let (method, seed, task) = match unit {
+            Unit::Pretrain { .. } => continue,
+            Unit::Adapt { method, seed, task, .. } => (plan.methods[method].label.clone(), seed, task),
+            Unit::Scratch { seed, task } => ("scratch".to_string(), seed, task),
+        };
+        let task = plan.test_names[task].clone();
+        for panel in panels_of(&plan, &unit) {
+            let key = (panel, method.clone(), seed, task.clone());
+            for (map, list, name) in [(&returns, &mut ret, "curves.json"), (&successes, &mut succ, "success-curves.json")] {
+                let (_, c) = map.get(&key).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no {name} of the run directories holds the curve of panel '{}', method '{}', seed {seed}, task '{}' (a damaged run?)",
+                        key.0,
+                        key.1,
+                        key.3
+                    )
+                })?;
+                list.push((*c).clone());
+            }
+        }
+    }
+    for (map, list, name) in [(&returns, &ret, "curves.json"), (&successes, &succ, "success-curves.json")] {
+        if map.len() != list.len() {
+            let planned: std::collections::HashSet<CurveKey> =
+                list.iter().map(|c| (c.panel.clone(), c.method.clone(), c.seed, c.task.clone())).collect();
+            if let Some(((panel, method, seed, task), (i, _))) = map.iter().find(|(k, _)| !planned.contains(*k)) {
+                bail!(
+                    "{} holds a curve its experiment does not plan (panel '{panel}', method '{method}', seed {seed}, task '{task}'): damaged?",
+                    runs[*i].dir.join(name).display()
+                );
+            }
+        }
+    }
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| first.clone());
+    let same_dir = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if !runs.iter().any(|r| same_dir(&r.dir, &out)) && out.join("config.toml").exists() {
+        bail!("{} is the directory of another run: its report would be overwritten; choose another --out", out.display());
+    }
+    let files = write_reports(&plan, &out, &ret, &succ)?;
+    print_summary(&files, &out)?;
+    Ok(out)
 }

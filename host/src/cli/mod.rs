@@ -9,6 +9,7 @@ use crate::registry::{Registry, RegistryError};
 
 mod env;
 mod plugins;
+mod report;
 
 /// metarl: multi-task pretraining, fine-tuning and meta-RL over plugins loaded at run time.
 #[derive(Parser, Debug)]
@@ -48,6 +49,10 @@ pub enum Command {
     /// Pretrain, adapt to held-out tasks, compare with training from scratch; write metrics,
     /// checkpoints, a summary table and plots into a run directory.
     Run(RunArgs),
+    /// Rebuild the tables and figures of finished run directories from their saved curves,
+    /// without running anything; several directories of one experiment (say, its seeds run as
+    /// separate jobs) are merged into one report.
+    Report(report::ReportArgs),
 }
 
 /// Arguments of `metarl run`.
@@ -86,6 +91,10 @@ pub enum EnvCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A report needs no plugins: it reads run directories only, wherever they were copied to.
+    if let Command::Report(args) = &cli.command {
+        return report::report(args);
+    }
     let registry = Registry::load(&cli.registry).map_err(|e| match e {
         RegistryError::Read { .. } if cli.registry.is_relative() && !cli.registry.exists() => anyhow::anyhow!(
             "{e} (run metarl from the directory that holds the registry, or pass --registry PATH)"
@@ -97,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::Check) => plugins::check(&registry),
         Command::Env(EnvCommand::Bench(args)) => env::bench(&registry, &args),
         Command::Env(EnvCommand::Leakage(args)) => env::leakage(&registry, &args),
+        Command::Report(_) => unreachable!("answered before the registry is loaded"),
         Command::Run(args) => {
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
             check_leakage(&plan, &plugins, &args.experiment)?;

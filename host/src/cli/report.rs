@@ -1,0 +1,25 @@
+//! `metarl report`: the tables and figures of finished run directories, rebuilt from their saved
+//! curves (see [`crate::run::report`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `metarl report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Finished run directories of one experiment. Several are merged: they may differ in their
+    /// seeds only, and a curve that two of them hold must be the same in both. Seeds are taken
+    /// in the order the directories first name them.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the tables and figures (default: the first RUN_DIR, whose report files
+    /// are rewritten; units, checkpoints, curves and config are never touched).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `metarl report`.
+pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    crate::run::report(&args.dirs, args.out.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
