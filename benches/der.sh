@@ -16,6 +16,7 @@
 #
 #   STEPS=5000 THREADS=1 ROUNDS=1 GAME=pong SKIP_BUILD=1 bash benches/der.sh
 #
+# It also prints the compute bound (benches/der_bound.py: the network's share of an update).
 # The last line is `ratio <ours/tianshou>`; the goal is >= 2.0.
 set -euo pipefail
 
@@ -65,6 +66,8 @@ if [[ -n ${STOCK:-} ]]; then
     echo "stock tianshou 2.0.1 rainbow:          $stock steps/s"
     awk -v a="$ours_best" -v b="$stock" 'BEGIN { printf "ratio against stock tianshou %.2f\n", a / b }'
 fi
+bound=$("$PY" "$ROOT/benches/der_bound.py" "$THREADS" | tail -n 1 | awk '{ print $1 }')
+echo "compute bound: the DER network alone takes $bound ms per update (benches/der_bound.py), at most $(awk -v m="$bound" 'BEGIN { printf "%.0f", 1000 / m }') steps/s"
 echo "tianshou 2.0.1 rainbow (DER settings): $peer_best steps/s (NaN scan off)"
 echo "metarl rainbow (preset der):           $ours_best steps/s"
 awk -v a="$ours_best" -v b="$peer_best" 'BEGIN { printf "ratio %.2f\n", a / b }'
