@@ -2,9 +2,7 @@
 //! from scratch, and exact resumption after a kill -9.
 
 mod common;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use common::*;
 
@@ -70,52 +68,10 @@ fn mt_pretraining_beats_scratch_at_the_first_evaluation() {
     assert!(mt > scratch + 0.1, "MT zero-shot {mt:.3} vs scratch {scratch:.3}:\n{summary}");
 }
 
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for sub in ["", "checkpoints", "units"] {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
-        names.sort();
-        for p in names {
-            out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
-        }
-    }
-    out
-}
-
 #[test]
 fn resuming_after_kill_9_gives_the_files_of_an_uninterrupted_run() {
     let (d, reg) = setup();
     let exp = d.path().join("resume.toml");
     std::fs::write(&exp, experiment("[0, 1]", 4_096, 1_024, 512, 8)).unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", a.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-
-    let mut child = Command::new(bin())
-        .args(["--registry", reg.to_str().unwrap(), "run", exp.to_str().unwrap(), "--out", b.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it once the first unit is safely on disk and the second is under way.
-    let first_done = || std::fs::read_dir(b.join("checkpoints")).is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "safetensors")));
-    let start = Instant::now();
-    while !first_done() {
-        assert!(start.elapsed() < Duration::from_secs(120), "the first unit never finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the run was interrupted, not finished");
-    assert!(!b.join("summary.csv").exists());
-
-    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", b.to_str().unwrap(), "--resume"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("units already done"), "{}", stderr(&o));
-    let (fa, fb) = (files(&a), files(&b));
-    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
-    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
-        assert!(x == y, "{name} differs between the uninterrupted and the resumed run");
-    }
+    assert_kill_9_resume_is_exact(&reg, &exp, &d.path().join("a"), &d.path().join("b"));
 }

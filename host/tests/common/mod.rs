@@ -113,3 +113,56 @@ pub fn assert_one_line_error(o: &Output, needles: &[&str]) {
 pub fn meta_request(seed: u64, config: &str) -> metarl_plugin_api::meta::MetaRequest {
     metarl_plugin_api::meta::MetaRequest { seed, threads: 1, device: "cpu".into(), config: config.into() }
 }
+
+/// Every file of a run directory (top level, `checkpoints/`, `units/`), sorted by name.
+pub fn run_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["", "checkpoints", "units"] {
+        let mut names: Vec<PathBuf> =
+            std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        names.sort();
+        for p in names {
+            out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// Runs `exp` into `a` uninterrupted; into `b`, kills it (SIGKILL) once its first checkpoint
+/// is on disk and the next unit is under way, then resumes it; and asserts both directories
+/// hold the same files, byte for byte.
+pub fn assert_kill_9_resume_is_exact(reg: &Path, exp: &Path, a: &Path, b: &Path) {
+    use std::time::{Duration, Instant};
+    let o = metarl(reg, &["run", exp.to_str().unwrap(), "--out", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let mut child = Command::new(bin())
+        .args(["--registry", reg.to_str().unwrap(), "run", exp.to_str().unwrap(), "--out", b.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_done = || {
+        std::fs::read_dir(b.join("checkpoints"))
+            .is_ok_and(|d| d.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "safetensors")))
+    };
+    let start = Instant::now();
+    while !first_done() {
+        assert!(start.elapsed() < Duration::from_secs(120), "the first unit never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run was interrupted, not finished");
+    assert!(!b.join("summary.csv").exists());
+
+    let o = metarl(reg, &["run", exp.to_str().unwrap(), "--out", b.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("units already done"), "{}", stderr(&o));
+    let (fa, fb) = (run_files(a), run_files(b));
+    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x == y, "{name} differs between the uninterrupted and the resumed run");
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`EnvBatch`]: a batched env and the buffers its outputs land in.
 //! - [`Driver`]: an `EnvBatch` driven by an algo; after each step, [`Driver::last`] shows that
 //!   step's transition columns (what PEARL fills its context buffer from).
+//! - [`ContextSource`]: where the context rows an agent acts with come from (PEARL).
 //! - [`train`]: the training loop, for on-policy rollouts and off-policy steps-per-update with
 //!   learning-starts alike; it spends the budget exactly.
 //! - [`evaluate`]: an evaluation the host asked for, played through the meta-method's agent.
@@ -481,8 +482,22 @@ pub struct Train<'p> {
     pub planner: Option<&'p mut Planner<'p>>,
     /// How a planned update is carried out; `None` = [`update`].
     pub updater: Option<&'p mut Updater<'p>>,
-    /// Called after every step with the driver (PEARL reads [`Driver::last`]).
-    pub on_step: Option<&'p mut dyn FnMut(&Driver) -> Result<(), PluginError>>,
+    /// Where the agent's context rows come from (PEARL); `None` = no context.
+    pub context: Option<&'p mut dyn ContextSource>,
+}
+
+/// The context an agent acts with (PEARL's inferred task), kept by the meta-method.
+///
+/// [`train`] calls [`ContextSource::observe`] after every step, [`ContextSource::next_context`]
+/// before every step (the first included) and [`ContextSource::for_evaluation`] when the host
+/// asks for an evaluation.
+pub trait ContextSource {
+    /// Reads the step just taken ([`Driver::last`]), for example into a context buffer.
+    fn observe(&mut self, d: &Driver) -> Result<(), PluginError>;
+    /// Sets [`Driver::context`] (`num_envs * context_dim` floats) for the next step.
+    fn next_context(&mut self, d: &mut Driver) -> Result<(), PluginError>;
+    /// The context rows the evaluation `req` plays with (see [`EvalAgent::context`]).
+    fn for_evaluation(&mut self, req: &EvalRequest) -> Result<Vec<f32>, PluginError>;
 }
 
 impl<'p> Train<'p> {
@@ -500,7 +515,7 @@ impl<'p> Train<'p> {
             recorded_before: 0,
             planner: None,
             updater: None,
-            on_step: None,
+            context: None,
         }
     }
 }
@@ -539,7 +554,7 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
     let mut d = Driver::new(env, ctx.algo, seed, t.memory)?;
     let mut out = Trained::default();
     let carry_memory = t.memory == MemoryReset::Task;
-    if t.report && !progress(ctx, 0, &[], memory_of(&d, carry_memory))? {
+    if t.report && !report(ctx, 0, &[], memory_of(&d, carry_memory), t.context.as_deref_mut())? {
         out.stopped = true;
         return Ok(out);
     }
@@ -553,6 +568,9 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
         let record = t.learn && (full || !on_policy);
         let target = d.env_steps + chunk.min(left);
         while d.env_steps < target {
+            if let Some(source) = t.context.as_deref_mut() {
+                source.next_context(&mut d)?;
+            }
             d.step(ctx.algo, record, false)?;
             if record {
                 out.recorded += d.num_envs() as u64;
@@ -562,8 +580,8 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
                     }
                 }
             }
-            if let Some(hook) = t.on_step.as_mut() {
-                hook(&d)?;
+            if let Some(source) = t.context.as_deref_mut() {
+                source.observe(&d)?;
             }
         }
         let updated = record && full && t.recorded_before + out.recorded >= info.learning_starts;
@@ -580,7 +598,10 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
             out.updates += 1;
         }
         let at_end = d.env_steps >= t.budget;
-        if t.report && (updated || !t.learn || at_end) && !progress(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory))? {
+        if t.report
+            && (updated || !t.learn || at_end)
+            && !report(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())?
+        {
             out.stopped = true;
             break;
         }
@@ -600,9 +621,24 @@ fn memory_of(d: &Driver, carry: bool) -> &[f32] {
 /// Reports `env_steps` and `scalars` to the host, and carries out the evaluation it asks for
 /// (with the agent's `memory`, see [`EvalAgent`]). Returns whether to go on.
 pub fn progress(ctx: &mut MetaContext<'_>, env_steps: u64, scalars: &[Scalar], memory: &[f32]) -> Result<bool, PluginError> {
+    report(ctx, env_steps, scalars, memory, None)
+}
+
+/// [`progress`], with an evaluation's context rows taken from `context` when one is asked for.
+fn report<'s>(
+    ctx: &mut MetaContext<'_>,
+    env_steps: u64,
+    scalars: &[Scalar],
+    memory: &[f32],
+    context: Option<&mut (dyn ContextSource + 's)>,
+) -> Result<bool, PluginError> {
     let p = ffi("progress", ctx.host.progress(ctx.algo, env_steps, scalars.into()))?;
     if let Some(req) = p.evaluate.into_option() {
-        evaluate(ctx, &req, &EvalAgent { memory, context: &[] })?;
+        let rows = match context {
+            Some(source) => source.for_evaluation(&req)?,
+            None => Vec::new(),
+        };
+        evaluate(ctx, &req, &EvalAgent { memory, context: &rows })?;
     }
     Ok(p.go_on)
 }

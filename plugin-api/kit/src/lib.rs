@@ -2,6 +2,7 @@
 //! the plugin boundary, and every user compiles its own copy, so it can change in any
 //! release without breaking a built plugin.
 //!
+//! - [`bytes`]: the little-endian `save`/`load` format plugins write their state in.
 //! - [`buf`]: owned, typed buffers for a space's parts, and the views the ABI takes.
 //! - [`driver`]: an env driven by an algo (act, step, record, memory resets), the one
 //!   training loop every meta-method uses ([`driver::train`]), and evaluation through the
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod buf;
+pub mod bytes;
 pub mod config;
 pub mod driver;
 pub mod load;

@@ -8,7 +8,7 @@ use metarl_plugin_kit::seeds::{derive, SeedStream};
 use tch::{Device, Kind, Tensor};
 
 use metarl_tch_common::adam::Adam;
-use crate::checkpoint::{Reader, Writer, MAGIC, VERSION};
+use crate::checkpoint::{reader, Reader, Writer, MAGIC, VERSION};
 use crate::config::{Config, OnLoad, Truncation};
 use crate::net::{to_vec_f32, Net, Shape};
 use crate::rainbow::{self, Batch};
@@ -481,8 +481,7 @@ impl Algo for RainbowAgent {
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        let mut w = Writer::default();
-        w.bytes(MAGIC);
+        let mut w = Writer::with_magic(MAGIC);
         w.u32(VERSION);
         w.str(&self.arch());
         Self::write_params(&mut w, &self.online, true);
@@ -508,7 +507,7 @@ impl Algo for RainbowAgent {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let mut r = Reader::new(bytes)?;
+        let mut r = reader(bytes)?;
         let version = r.u32()?;
         if version != VERSION {
             return Err(invalid(format!("load: checkpoint format {version}, this plugin reads {VERSION}")));
