@@ -128,3 +128,55 @@ fn pearl_resumes_after_kill_9_with_the_files_of_an_uninterrupted_run() {
     std::fs::write(&exp, experiment("[0, 1, 2]", 12_000)).unwrap();
     assert_kill_9_resume_is_exact(&reg, &exp, &d.path().join("a"), &d.path().join("b"));
 }
+
+/// PEARL over the real Rainbow, end to end through `metarl run`: the encoder trains on
+/// Rainbow's dL/dz (its KL is logged from the first update on), and adaptation plays with an
+/// inferred z and makes no update. Only the plumbing: a few hundred steps learn nothing.
+#[test]
+fn pearl_drives_rainbow_through_a_whole_run() {
+    let (d, reg) = setup();
+    let text = [std::fs::read_to_string(&reg).unwrap(), entry("rainbow", "algo", &plugin("metarl-algo-rainbow"))].join("\n");
+    std::fs::write(&reg, text).unwrap();
+    let exp = d.path().join("rainbow.toml");
+    let text = r#"seeds = [0]
+threads = 1
+device = "cpu"
+[env]
+plugin = "gridworld"
+train = "gridworld-hidden:0..3"
+test = "gridworld-hidden:3"
+config = { size = 4, frame = 32 }
+[algo]
+plugin = "rainbow"
+config = { preset = "der", hidden = 32, learning_starts = 100, memory_capacity = 1000 }
+[pretrain]
+env_steps = 300
+[adapt]
+env_steps = 100
+eval_every = 50
+eval_episodes = 2
+eval_policy = "greedy"
+scratch = false
+[[method]]
+label = "PEARL"
+meta = "pearl"
+config = { hidden = 32, latent_dim = 4, context_window = 20 }
+"#;
+    std::fs::write(&exp, text).unwrap();
+    let out = d.path().join("out");
+    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let units: Vec<PathBuf> = std::fs::read_dir(out.join("units")).unwrap().map(|e| e.unwrap().path()).collect();
+    let read = |prefix: &str| {
+        let p = units.iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix) && p.extension().unwrap() == "jsonl");
+        std::fs::read_to_string(p.unwrap_or_else(|| panic!("no {prefix} unit in {units:?}"))).unwrap()
+    };
+    let pretrain = read("pretrain");
+    let kl_lines = pretrain.lines().filter(|l| l.contains("\"pearl_kl\"")).count();
+    // One encoder step per Rainbow update after the 100-step warm-up (200 updates), except
+    // for updates whose games had no complete 20-step window to sample yet.
+    assert!(kl_lines > 100 && kl_lines <= 200, "{kl_lines} encoder steps:\n{pretrain}");
+    assert!(!read("adapt").contains("\"loss\""), "adaptation made an update");
+    let curves = std::fs::read_to_string(out.join("curves.json")).unwrap();
+    assert!(curves.contains("\"PEARL\""), "{curves}");
+}
