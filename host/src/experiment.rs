@@ -41,6 +41,15 @@ struct RawExperiment {
     report: RawReport,
 }
 
+/// A normalisation of held-out returns by reference scores, as reports name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalisation {
+    /// What the normalised score is called (`human-normalised score`).
+    pub name: String,
+    /// Where the references come from, in words.
+    pub source: String,
+}
+
 /// `[report]`: how results are summarised beyond raw returns.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -251,6 +260,11 @@ pub struct Plan {
     /// `[report] reference_scores` gives them (then for every held-out task).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reference_scores: Vec<[f64; 2]>,
+    /// What the normalisation is and where `reference_scores` come from when the env plugin
+    /// supplied them (absent: the experiment's `[report] reference_scores`). Left out of
+    /// `config.toml` when absent, so the config of an earlier run still matches on `--resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<Normalisation>,
     /// Stratified-bootstrap resamples behind every interval of the aggregate table
     /// (`[report] bootstrap_resamples`). Left out of `config.toml` at its default, so that the
     /// config of a run started before the key existed still matches on `--resume`.
@@ -593,8 +607,25 @@ impl Plan {
         // Reference scores name held-out tasks; every one needs a pair, or the normalised
         // summary would average different sets of tasks across methods.
         let test_names: Vec<String> = test_tasks.iter().map(|&t| tasks::task_name(family, t)).collect();
+        let mut normalisation = None;
         let reference_scores = match &raw.report.reference_scores {
-            None => Vec::new(),
+            // The env plugin's own references (0.2.2), when every held-out task has a pair.
+            None => {
+                let refs = env.reference_scores.iter().find(|r| r.family.as_str() == family.name.as_str());
+                let pairs: Option<Vec<[f64; 2]>> = refs.and_then(|r| {
+                    test_tasks.iter().map(|t| r.tasks.iter().find(|x| x.task == *t).map(|x| [x.low, x.high])).collect()
+                });
+                match (refs, pairs) {
+                    (Some(r), Some(pairs)) => {
+                        normalisation = Some(Normalisation {
+                            name: r.name.to_string(),
+                            source: format!("the {} plugin's references: {}", env.name, r.description),
+                        });
+                        pairs
+                    }
+                    _ => Vec::new(),
+                }
+            }
             Some(refs) => {
                 let span = refs.span();
                 if let Some(unknown) = refs.get_ref().keys().find(|k| !test_names.contains(k)) {
@@ -666,6 +697,7 @@ impl Plan {
             scratch_algo_config: algo_base,
             scratch_env_config,
             reference_scores,
+            normalisation,
             bootstrap_resamples,
             versions,
         };

@@ -19,3 +19,4 @@ pub mod report;
 pub mod run;
 pub mod services;
 pub mod tasks;
+pub mod tensorboard;

@@ -14,7 +14,7 @@ use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
 use metarl_plugin_api::env::{EnvBox, EnvRequest};
 use metarl_plugin_api::export::{HostLogger, PluginDescriptor, PluginRoot_Ref, API_VERSION};
 use metarl_plugin_api::meta::{MetaBox, MetaRequest};
-use metarl_plugin_api::types::{NamedTaskSet, PluginError, PluginKind};
+use metarl_plugin_api::types::{NamedTaskSet, PluginError, PluginKind, ReferenceScores};
 
 use crate::registry::Entry;
 use crate::tasks::{self, TaskSelection};
@@ -43,6 +43,9 @@ pub struct Plugin {
     pub descriptor: PluginDescriptor,
     /// The named task sets of its families (none for a plugin built against plugin-api 0.2.0).
     pub task_sets: Vec<NamedTaskSet>,
+    /// Reference scores of its families (none for a plugin built against plugin-api 0.2.0
+    /// or 0.2.1).
+    pub reference_scores: Vec<ReferenceScores>,
     /// The registry entry's default config.
     pub config: toml::Table,
     root: PluginRoot_Ref,
@@ -174,12 +177,19 @@ impl Plugin {
             None => Vec::new(),
         };
         tasks::check_sets(&descriptor.families, &task_sets).map_err(fail)?;
+        // Appended in 0.2.2: absent from a plugin built against 0.2.0 or 0.2.1.
+        let reference_scores = match root.reference_scores() {
+            Some(f) => f().into_result().map_err(|e| fail(format!("reference_scores failed: {e}")))?.into_vec(),
+            None => Vec::new(),
+        };
+        tasks::check_references(&descriptor.families, &reference_scores).map_err(fail)?;
         log::debug!("loaded plugin '{}' ({} {}) from {}", entry.name, descriptor.name, descriptor.version, entry.path.display());
         Ok(Plugin {
             name: entry.name.clone(),
             path: entry.path.clone(),
             descriptor,
             task_sets,
+            reference_scores,
             config: entry.config.clone(),
             root,
         })

@@ -183,6 +183,10 @@ impl RunDir {
     fn metrics(&self, plan: &Plan, unit: &Unit) -> PathBuf {
         self.units().join(format!("{}.jsonl", unit.id(plan)))
     }
+    /// The unit's TensorBoard event directory (diagnostics, outside the resume contract).
+    fn tensorboard(&self, plan: &Plan, unit: &Unit) -> PathBuf {
+        self.root.join("tensorboard").join(unit.id(plan))
+    }
     fn done(&self, plan: &Plan, unit: &Unit) -> bool {
         match unit {
             Unit::Pretrain { .. } => self.checkpoint(plan, unit).is_file(),
@@ -305,15 +309,18 @@ impl Runner<'_> {
         seed: u64,
         schedule: Option<EvalSchedule>,
         label: String,
-        unit: &str,
+        unit: &Unit,
     ) -> anyhow::Result<PhaseResult> {
         let bar = steps_bar(&self.bars, budget, label);
+        // metrics.jsonl lines carry the unit's name; its files are named by its id.
+        let name = unit.name(self.plan);
+        let events = crate::tensorboard::UnitWriter::create(&self.dir.tensorboard(self.plan, unit));
         let mut lines = Vec::new();
         let bar2 = bar.clone();
         let on_progress = Box::new(|_: &mut AlgoBox, steps: u64, scalars: &[metarl_plugin_api::types::Scalar]| {
             bar2.set_position(steps.min(budget));
             let mut line = serde_json::Map::new();
-            line.insert("unit".into(), unit.into());
+            line.insert("unit".into(), name.as_str().into());
             line.insert("env_steps".into(), steps.into());
             for s in scalars {
                 if s.value.is_finite() {
@@ -336,7 +343,8 @@ impl Runner<'_> {
             self.plan.threads,
             schedule,
             on_progress,
-        );
+        )
+        .with_tensorboard(events);
         let log = services.episodes.clone();
         let ctx = MetaContext {
             host: services.handle(),
@@ -414,8 +422,6 @@ impl Runner<'_> {
 
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
-        // metrics.jsonl lines carry the unit's name; its files are named by its id.
-        let id = unit.name(plan);
         let s = unit.seed(plan);
         match *unit {
             Unit::Pretrain { panel, method, seed } => {
@@ -433,7 +439,7 @@ impl Runner<'_> {
                     s,
                     None,
                     label,
-                    &id,
+                    unit,
                 )?;
                 let algo_state = check(&self.plugins.algo.name, "save", algo.save())?;
                 let meta_state = check(&plugin.name, "save", meta.save())?;
@@ -474,7 +480,7 @@ impl Runner<'_> {
                     s,
                     Some(schedule.clone()),
                     label,
-                    &id,
+                    unit,
                 )?;
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
@@ -483,7 +489,7 @@ impl Runner<'_> {
                 let t = plan.test_tasks[task];
                 let label = format!("scratch seed {seed} task {}", plan.test_names[task]);
                 let schedule = self.schedule(s);
-                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), label, &id)?;
+                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), label, unit)?;
                 self.finish_curve(unit, "scratch", seed, task, &schedule, &r)?;
             }
         }
@@ -655,19 +661,29 @@ fn write_reports(plan: &Plan, root: &Path, returns: &[Curve], successes: &[Curve
             })
             .collect()
     });
+    // Named by the env plugin when its references are used; by the experiment's otherwise.
+    let (name, source) = match &plan.normalisation {
+        Some(n) => (n.name.as_str(), n.source.as_str()),
+        None => ("normalised score", "each held-out task's `[report] reference_scores`"),
+    };
     if let Some(normalised) = &normalised {
-        let y = "normalised score";
-        report::write_metric_report(root, "normalised-", y, &format!("{title}: (score - low) / (high - low)"), normalised)?;
+        let heading = match &plan.normalisation {
+            Some(_) => format!("{title}: {name}, (score - low) / (high - low)"),
+            None => format!("{title}: (score - low) / (high - low)"),
+        };
+        report::write_metric_report(root, "normalised-", name, &heading, normalised)?;
     }
     // rliable's aggregates of the final scores: normalised where the experiment can, since
     // only then are tasks on one scale and the optimality gap's target (1) meaningful.
     let (scores, kind) = match &normalised {
-        Some(n) => (n.as_slice(), report::ScoreKind::Normalised),
+        Some(n) => (n.as_slice(), report::ScoreKind::Normalised { name, source }),
         None => (returns, report::ScoreKind::Return),
     };
-    report::write_aggregates(root, &format!("{title}: aggregates of the final scores"), kind, scores, plan.bootstrap_resamples)?;
-    // With several held-out tasks, also one figure and table per task (the paper's Figure 8).
+    report::write_aggregates(root, &title, kind, scores, plan.bootstrap_resamples)?;
+    // With several held-out tasks, also one figure and table per task, and all tasks' panels
+    // in one figure (the paper's Figure 8).
     if plan.test_tasks.len() > 1 {
+        report::write_task_figure(root, &format!("{title}: per held-out task"), returns)?;
         for task in &plan.test_names {
             let mine: Vec<Curve> = returns.iter().filter(|c| c.task == *task).cloned().collect();
             let title = format!("{}: {task}, {} seed(s)", plan.name, plan.seeds.len());

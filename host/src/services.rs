@@ -12,6 +12,7 @@ use metarl_plugin_api::meta::{eval_quota, EvalRequest, HostServices, HostService
 use metarl_plugin_api::types::{Arrays, PResult, PluginError, Scalar};
 
 use crate::loader::Plugin;
+use crate::tensorboard::UnitWriter;
 
 /// Called on every progress report: `(algo, env_steps, scalars)`; returns whether to go on.
 pub type ProgressFn<'a> = dyn FnMut(&mut AlgoBox, u64, &[Scalar]) -> anyhow::Result<bool> + 'a;
@@ -94,6 +95,8 @@ pub struct PhaseServices<'a> {
     pub episodes: Arc<Mutex<EpisodeLog>>,
     /// The evaluations carried out, in order.
     pub evals: Vec<EvalPoint>,
+    /// Where progress reports and evaluations also go as TensorBoard events, if anywhere.
+    tensorboard: Option<UnitWriter>,
 }
 
 /// Episodes finished during a phase, in completion order.
@@ -195,7 +198,14 @@ impl<'a> PhaseServices<'a> {
             envs_built: 0,
             episodes: Arc::default(),
             evals: Vec::new(),
+            tensorboard: None,
         }
+    }
+
+    /// Also writes every progress report and evaluation of the phase to `events`.
+    pub fn with_tensorboard(mut self, events: UnitWriter) -> Self {
+        self.tensorboard = Some(events);
+        self
     }
 
     /// The FFI-safe handle to pass in a `MetaContext`.
@@ -223,6 +233,9 @@ impl<'a> PhaseServices<'a> {
                 log.request.episodes,
                 if log.envs_built == 0 { ", no evaluation env built" } else { "" }
             );
+        }
+        if let Some(tb) = &mut self.tensorboard {
+            tb.eval(log.point, &log.episodes);
         }
         self.evals.push(EvalPoint { point: log.point, at_env_steps: log.request.at_env_steps, episodes: log.episodes.clone() });
         Ok(())
@@ -323,6 +336,9 @@ impl HostServicesFfi for PhaseServices<'_> {
             Ok(Err(e)) => return self.fail(e),
             Err(_) => return self.fail(anyhow::anyhow!("host panicked in a progress report")),
         };
+        if let Some(tb) = &mut self.tensorboard {
+            tb.progress(env_steps, scalars.as_slice());
+        }
         let evaluate = match self.next_eval(env_steps) {
             Some(r) => ROption::RSome(r),
             None => ROption::RNone,

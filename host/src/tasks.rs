@@ -5,7 +5,7 @@
 //! named set the env plugin offers, since plugin-api 0.2.1). Ranges, lists and sets combine:
 //! `coinrun:0..10,20,30..32`, `atari:train-5,alien`.
 
-use metarl_plugin_api::types::{NamedTaskSet, TaskFamily};
+use metarl_plugin_api::types::{NamedTaskSet, ReferenceScores, TaskFamily};
 
 /// A resolved selection: a family and task indices (empty = the whole family).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,35 @@ pub fn check_sets(families: &[TaskFamily], sets: &[NamedTaskSet]) -> Result<(), 
         }
         if sets[..i].iter().any(|o| o.family == set.family && o.name == set.name) {
             return Err(format!("{at}: offered twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the reference scores an env plugin supplies (0.2.2): a known family, each family
+/// once, a name, ids in range, each task once, finite pairs with `high != low`.
+pub fn check_references(families: &[TaskFamily], refs: &[ReferenceScores]) -> Result<(), String> {
+    for (i, r) in refs.iter().enumerate() {
+        let at = format!("reference scores of family '{}'", r.family);
+        let family = families.iter().find(|f| f.name == r.family).ok_or_else(|| format!("{at}: no such family"))?;
+        if refs[..i].iter().any(|o| o.family == r.family) {
+            return Err(format!("{at}: supplied twice"));
+        }
+        if r.name.trim().is_empty() {
+            return Err(format!("{at}: no name for the normalised score"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in r.tasks.iter() {
+            if t.task >= family.tasks.len() {
+                return Err(format!("{at}: task {} is out of range (the family has {})", t.task, family.tasks.len()));
+            }
+            let name = task_name(family, t.task);
+            if !seen.insert(t.task) {
+                return Err(format!("{at}: task '{name}' is listed twice"));
+            }
+            if !(t.low.is_finite() && t.high.is_finite()) || t.low == t.high {
+                return Err(format!("{at}: task '{name}' needs two different finite scores, got [{}, {}]", t.low, t.high));
+            }
         }
     }
     Ok(())

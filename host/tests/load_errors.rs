@@ -210,10 +210,14 @@ fn a_newer_0_2_host_loads_a_plugin_built_against_this_api() {
             );
             edit(
                 &api.join("src/export.rs"),
-                "    pub task_sets: extern \"C\" fn() -> PResult<RVec<NamedTaskSet>>,\n}",
-                "    pub task_sets: extern \"C\" fn() -> PResult<RVec<NamedTaskSet>>,\n    /// Added in 0.2.99.\n    pub api_patch: u32,\n}",
+                "    pub reference_scores: extern \"C\" fn() -> PResult<RVec<ReferenceScores>>,\n}",
+                "    pub reference_scores: extern \"C\" fn() -> PResult<RVec<ReferenceScores>>,\n    /// Added in 0.2.99.\n    pub api_patch: u32,\n}",
             );
-            edit(&api.join("src/export.rs"), "            task_sets: task_sets_impl::<P>,\n", "            task_sets: task_sets_impl::<P>,\n            api_patch: 1,\n");
+            edit(
+                &api.join("src/export.rs"),
+                "            reference_scores: reference_scores_impl::<P>,\n",
+                "            reference_scores: reference_scores_impl::<P>,\n            api_patch: 1,\n",
+            );
         },
         &[("newer-host", manifest, NEWER_HOST)],
     );
@@ -235,10 +239,13 @@ fn this_host_loads_a_plugin_built_against_0_2_0_which_offers_no_task_sets() {
         edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.2.0\"");
         let export = api.join("src/export.rs");
         let text = std::fs::read_to_string(&export).unwrap();
+        // Both appended fields go: 0.2.1's task sets and 0.2.2's reference scores.
         let start = text.find("    /// Added in 0.2.1: the named task sets").expect("the task_sets field");
-        let end = start + text[start..].find("PResult<RVec<NamedTaskSet>>,\n").unwrap() + "PResult<RVec<NamedTaskSet>>,\n".len();
+        let tail = "PResult<RVec<ReferenceScores>>,\n";
+        let end = start + text[start..].find(tail).expect("the reference_scores field") + tail.len();
         std::fs::write(&export, format!("{}{}", &text[..start], &text[end..])).unwrap();
         edit(&export, "            task_sets: task_sets_impl::<P>,\n", "");
+        edit(&export, "            reference_scores: reference_scores_impl::<P>,\n", "");
     });
     let (_d, reg) = registry(&entry("old", "env", &lib));
     let o = metarl(&reg, &["plugins", "list"]);
@@ -246,6 +253,7 @@ fn this_host_loads_a_plugin_built_against_0_2_0_which_offers_no_task_sets() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(out.contains("families: count (1 tasks), parts (4 tasks)"), "{out}");
     assert!(!out.contains("task sets:"), "a 0.2.0 plugin offers none: {out}");
+    assert!(!out.contains("references:"), "nor reference scores: {out}");
     // Selectors without sets work as before; a set name is an unknown task.
     let o = metarl(&reg, &["env", "bench", "old", "--task", "parts:1,3", "--envs", "2", "--steps", "50"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -264,6 +272,22 @@ fn named_task_sets_are_listed_and_select_their_tasks() {
     let o = metarl(&reg, &["env", "bench", "fx", "--task", "parts:even", "--envs", "2", "--steps", "50"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("plugin 'fx': --task: task selector 'parts:even': 'even' is not an index; tasks of 'parts' are numbered 0..4 or a set (odd)"), "{}", stderr(&o));
+}
+
+#[test]
+fn reference_scores_are_listed_and_wrong_ones_refused_at_load() {
+    let (_d, reg) = registry(&entry("fx", "env", &plugin("metarl-fixture-env")));
+    let o = metarl(&reg, &["plugins", "list"]);
+    assert!(stdout(&o).contains("references: bandit2: fraction of the best return for 16 tasks"), "{}", stdout(&o));
+    for (mode, needle) in [
+        ("twice", "reference scores of family 'bandit2': task '3' is listed twice"),
+        ("panic", "reference_scores failed: panicked: in reference_scores: fixture panics in reference_scores as asked"),
+    ] {
+        let o = metarl_env(&reg, &["plugins", "check"], &[("METARL_FIXTURE_REFS", mode)]);
+        assert_eq!(o.status.code(), Some(1), "{mode}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("FAIL  plugin 'fx'") && out.contains(needle), "{mode}: {out}");
+    }
 }
 
 #[test]

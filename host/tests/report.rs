@@ -82,7 +82,11 @@ fn report_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let saved = ["config.toml", "metrics.jsonl", "curves.json", "success-curves.json"];
     tree(dir)
         .into_iter()
-        .filter(|(name, _)| !saved.contains(&name.as_str()) && !name.starts_with("units/") && !name.starts_with("checkpoints/"))
+        .filter(|(name, _)| {
+            // Saved by `metarl run` and never written by `metarl report`; TensorBoard's files are
+            // diagnostics with wall times in them.
+            !saved.contains(&name.as_str()) && !["units/", "checkpoints/", "tensorboard/"].iter().any(|d| name.starts_with(d))
+        })
         .collect()
 }
 
@@ -187,4 +191,51 @@ fn report_refuses_what_is_not_one_finished_study() {
     std::fs::write(&exp, experiment("[0]").replace("bootstrap_resamples = 500", "bootstrap_resamples = 0")).unwrap();
     let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", d.path().join("z").to_str().unwrap()]);
     assert_one_line_error(&o, &["zero.toml:21:", "report.bootstrap_resamples must be between 1 and 1000000, not 0"]);
+}
+
+/// Without `[report] reference_scores`, the env plugin's own references normalise the scores
+/// (0.2.2), and every report names them; the experiment's own references win over them.
+#[test]
+fn the_env_plugins_reference_scores_normalise_and_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let text = [
+        entry("fixture", "env", &plugin("metarl-fixture-env")),
+        entry("mt", "meta", &plugin("metarl-meta-mt")),
+        entry("qlearn", "algo", &plugin("metarl-fixture-qlearn")),
+    ]
+    .join("\n");
+    let reg = d.path().join("registry.toml");
+    std::fs::write(&reg, text).unwrap();
+    let exp = |report: &str| {
+        format!(
+            "seeds = [0]\nnum_envs = 2\n[env]\nplugin = \"fixture\"\ntrain = \"bandit2:1..15\"\ntest = \"bandit2:0,15\"\n\
+             [algo]\nplugin = \"qlearn\"\n[pretrain]\nenv_steps = 200\n[adapt]\nenv_steps = 40\neval_every = 20\n\
+             eval_episodes = 4\nscratch = false\n[[method]]\nlabel = \"MT\"\nmeta = \"mt\"\n[report]\nbootstrap_resamples = 200\n{report}"
+        )
+    };
+    let out = run(d.path(), &reg, "plugin-refs.toml", &exp(""), "plugin-refs");
+    let aggregates = std::fs::read_to_string(out.join("aggregates.md")).unwrap();
+    assert!(
+        aggregates.contains("Scores: fraction of the best return, (return − low) / (high − low) with the fixture plugin's references: 0 rewards = 0, 10 of 10 = 1"),
+        "{aggregates}"
+    );
+    assert!(std::fs::read_to_string(out.join("config.toml")).unwrap().contains("fraction of the best return"));
+    // The normalised summary is the raw one divided by 10 (low 0, high 10).
+    let value = |file: &str| -> f64 {
+        let csv = std::fs::read_to_string(out.join(file)).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "final_mean").unwrap();
+        csv.lines().nth(1).unwrap().split(',').nth(col).unwrap().parse().unwrap()
+    };
+    let (raw, normalised) = (value("summary.csv"), value("normalised-summary.csv"));
+    assert!(raw > 0.0 && (normalised - raw / 10.0).abs() < 1e-9, "raw {raw}, normalised {normalised}");
+    // `metarl report` needs no plugin to say the same.
+    std::fs::remove_file(out.join("aggregates.md")).unwrap();
+    let o = metarl(&reg, &["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(out.join("aggregates.md")).unwrap(), aggregates);
+    // The experiment's references take precedence, and say so.
+    let own = run(d.path(), &reg, "own-refs.toml", &exp("reference_scores = { \"0\" = [0.0, 5.0], \"15\" = [0.0, 5.0] }\n"), "own-refs");
+    let aggregates = std::fs::read_to_string(own.join("aggregates.md")).unwrap();
+    assert!(aggregates.contains("with each held-out task's `[report] reference_scores`"), "{aggregates}");
 }

@@ -78,6 +78,10 @@ pub struct PluginRoot {
     /// the others). `None` through [`PluginRoot_Ref::task_sets`] for a plugin built against
     /// 0.2.0, which offers no sets.
     pub task_sets: extern "C" fn() -> PResult<RVec<NamedTaskSet>>,
+    /// Added in 0.2.2: reference scores of the plugin's families (env plugins; empty for the
+    /// others). `None` through [`PluginRoot_Ref::reference_scores`] for a plugin built against
+    /// 0.2.0 or 0.2.1, which supplies none.
+    pub reference_scores: extern "C" fn() -> PResult<RVec<ReferenceScores>>,
 }
 
 impl RootModule for PluginRoot_Ref {
@@ -121,6 +125,13 @@ pub trait PluginFactory: 'static {
     fn task_sets() -> Vec<NamedTaskSet> {
         Vec::new()
     }
+    /// Reference scores of the plugin's families (since 0.2.2; env plugins), which reports
+    /// normalise held-out returns with (Atari's human-normalised score). The host checks them
+    /// when it loads the plugin: known family, ids in range, each task once, finite pairs
+    /// with `high != low`.
+    fn reference_scores() -> Vec<ReferenceScores> {
+        Vec::new()
+    }
 }
 
 impl PluginRoot {
@@ -133,6 +144,7 @@ impl PluginRoot {
             new_algo: new_algo_impl::<P>,
             new_meta: new_meta_impl::<P>,
             task_sets: task_sets_impl::<P>,
+            reference_scores: reference_scores_impl::<P>,
         }
         .leak_into_prefix()
     }
@@ -167,6 +179,10 @@ extern "C" fn new_meta_impl<P: PluginFactory>(req: &MetaRequest) -> PResult<Meta
 
 extern "C" fn task_sets_impl<P: PluginFactory>() -> PResult<RVec<NamedTaskSet>> {
     guard(&AtomicBool::new(false), "task_sets", || Ok(P::task_sets().into()))
+}
+
+extern "C" fn reference_scores_impl<P: PluginFactory>() -> PResult<RVec<ReferenceScores>> {
+    guard(&AtomicBool::new(false), "reference_scores", || Ok(P::reference_scores().into()))
 }
 
 /// Exports `$plugin` (a [`PluginFactory`]) as this library's root module.

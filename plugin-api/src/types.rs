@@ -311,6 +311,35 @@ impl NamedTaskSet {
     }
 }
 
+/// Reference scores that put a family's returns on one scale (0.2.2): a task's normalised score
+/// is (return − low) / (high − low), so 0 is the low reference and 1 the high one. Atari's
+/// human-normalised score has a random agent's score as `low` and a human tester's as `high`.
+/// Reports use them for the held-out tasks when every one of them has a pair.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct ReferenceScores {
+    /// The family whose tasks these are.
+    pub family: RString,
+    /// What the normalised score is called in reports (`human-normalised score`).
+    pub name: RString,
+    /// One line: what `low` and `high` are, and where the numbers come from.
+    pub description: RString,
+    /// The tasks that have references (others are left unnormalised), each once.
+    pub tasks: RVec<TaskReference>,
+}
+
+/// One task's pair of reference scores; `low` and `high` are finite and differ.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct TaskReference {
+    /// Task id within the family.
+    pub task: u64,
+    /// The score normalised to 0.
+    pub low: f64,
+    /// The score normalised to 1.
+    pub high: f64,
+}
+
 // --- spaces: named parts -------------------------------------------------------------------
 
 open_kind! {

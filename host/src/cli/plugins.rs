@@ -38,6 +38,9 @@ pub fn list(registry: &Registry) -> anyhow::Result<ExitCode> {
                         p.task_sets.iter().map(|s| format!("{}:{} ({} tasks)", s.family, s.name, s.tasks.len())).collect();
                     println!("{:<16} task sets: {}", "", sets.join(", "));
                 }
+                for r in &p.reference_scores {
+                    println!("{:<16} references: {}: {} for {} tasks ({})", "", r.family, r.name, r.tasks.len(), r.description);
+                }
             }
             Err(e) => {
                 failed += 1;

@@ -203,80 +203,129 @@ fn dash_attr(dash: &str) -> String {
     }
 }
 
-/// A curve's columns cut to a common length, in case a hand-made one is ragged.
-struct Columns<'a> {
-    steps: &'a [u64],
-    mean: &'a [f64],
-    se: &'a [f64],
+/// One line of a panel: points (x, y) with a band [lo, hi] around each (NaN y: a gap), in the
+/// colour and dash of legend entry `method`.
+pub(super) struct Series {
+    /// Index into the figure's legend.
+    pub method: usize,
+    /// X values, ascending.
+    pub x: Vec<f64>,
+    /// Y values.
+    pub y: Vec<f64>,
+    /// Lower edge of the band at each point (NaN: no band there).
+    pub lo: Vec<f64>,
+    /// Upper edge of the band.
+    pub hi: Vec<f64>,
 }
 
-impl<'a> Columns<'a> {
-    fn of(c: &'a AggregatedCurve) -> Columns<'a> {
+impl Series {
+    /// An aggregated curve: adaptation steps against the mean, ±SE band; cut to a common
+    /// length in case a hand-made one is ragged.
+    pub(super) fn of_curve(method: usize, c: &AggregatedCurve) -> Series {
         let n = c.steps.len().min(c.mean.len()).min(c.se.len());
-        Columns {
-            steps: &c.steps[..n],
-            mean: &c.mean[..n],
-            se: &c.se[..n],
+        let se = |i: usize| if c.se[i].is_finite() { c.se[i] } else { 0.0 };
+        Series {
+            method,
+            x: c.steps[..n].iter().map(|&s| s as f64).collect(),
+            y: c.mean[..n].to_vec(),
+            lo: (0..n).map(|i| c.mean[i] - se(i)).collect(),
+            hi: (0..n).map(|i| c.mean[i] + se(i)).collect(),
         }
+    }
+    /// Band edges that can be drawn: the point itself where there is no band.
+    fn band(&self, i: usize) -> (f64, f64) {
+        let lo = if self.lo[i].is_finite() { self.lo[i] } else { self.y[i] };
+        let hi = if self.hi[i].is_finite() { self.hi[i] } else { self.y[i] };
+        (lo, hi)
     }
 }
 
-/// Draws one panel with its plot area's top-left corner at (`px`, `py`); returns the estimated
-/// width of its widest y tick label.
-fn render_panel(
-    svg: &mut String,
-    px: f64,
-    py: f64,
-    title: &str,
-    curves: &[(usize, &AggregatedCurve)],
-) -> f64 {
+/// A panel: a title and its lines.
+pub(super) struct Panel {
+    /// Shown above the plot.
+    pub title: String,
+    /// The lines, in drawing order.
+    pub series: Vec<Series>,
+}
+
+/// What the x axis shows.
+#[derive(Clone, Copy)]
+pub(super) enum XAxis<'a> {
+    /// Adaptation env steps: whole numbers, labelled `50k`, never below 0.
+    Steps,
+    /// A score threshold τ (performance profiles), with the axis's label.
+    Threshold(&'a str),
+}
+
+/// A figure: panels in rows of at most `columns`, one legend below.
+pub(super) struct Figure<'a> {
+    /// Shown on top.
+    pub title: &'a str,
+    /// The y axis's label.
+    pub y_label: &'a str,
+    /// The x axis's kind.
+    pub x: XAxis<'a>,
+    /// The legend: one entry per method, indexed by [`Series::method`].
+    pub methods: Vec<&'a str>,
+    /// The panels.
+    pub panels: Vec<Panel>,
+    /// Panels per row.
+    pub columns: usize,
+    /// One y range for every panel (panels comparing methods on the same tasks), or one per
+    /// panel (panels of different tasks, whose returns have different scales).
+    pub shared_y: bool,
+}
+
+/// The extent of every band and point of `series` (NaN-free), or (0, 1) if none.
+fn y_extent<'a>(series: impl Iterator<Item = &'a Series>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in series {
+        for i in 0..s.y.len().min(s.lo.len()).min(s.hi.len()) {
+            if s.y[i].is_finite() {
+                let (a, b) = s.band(i);
+                lo = lo.min(a.min(s.y[i]));
+                hi = hi.max(b.max(s.y[i]));
+            }
+        }
+    }
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Draws one panel with its plot area's top-left corner at (`px`, `py`) and y range `y_range`;
+/// returns the estimated width of its widest y tick label.
+fn render_panel(svg: &mut String, px: f64, py: f64, panel: &Panel, x_kind: XAxis<'_>, y_range: (f64, f64)) -> f64 {
     let (w, h) = (PLOT_W, PLOT_H);
-    let curves: Vec<(usize, Columns)> = curves.iter().map(|&(mi, c)| (mi, Columns::of(c))).collect();
-    let all_steps = || curves.iter().flat_map(|(_, c)| c.steps.iter().map(|&s| s as f64));
-    let x_lo = all_steps().fold(f64::INFINITY, f64::min);
-    let x_hi = all_steps().fold(f64::NEG_INFINITY, f64::max);
-    let (x_lo, x_hi) = if x_lo.is_finite() {
-        (x_lo, x_hi)
-    } else {
-        (0.0, 1.0)
+    let all_x = || panel.series.iter().flat_map(|s| s.x.iter().copied()).filter(|v| v.is_finite());
+    let x_lo = all_x().fold(f64::INFINITY, f64::min);
+    let x_hi = all_x().fold(f64::NEG_INFINITY, f64::max);
+    let (x_lo, x_hi) = if x_lo.is_finite() { (x_lo, x_hi) } else { (0.0, 1.0) };
+    let (x_axis, x_label, fmt_x): (Axis, &str, fn(f64, f64) -> String) = match x_kind {
+        XAxis::Steps => {
+            // A lone step is padded on both sides, but never into negative steps.
+            let (lo, hi) = match padded(x_lo, x_hi) {
+                (lo, hi) if x_lo >= 0.0 => (lo.max(0.0), hi),
+                other => other,
+            };
+            (Axis::new(lo, hi, 5.0, true), "adaptation env steps", |v, _| fmt_steps(v))
+        }
+        XAxis::Threshold(label) => (Axis::new(x_lo, x_hi, 5.0, false), label, fmt_tick),
     };
-    let band_values = || {
-        curves.iter().flat_map(|(_, c)| {
-            c.mean.iter().zip(c.se).flat_map(|(&m, &se)| {
-                let se = if se.is_finite() { se } else { 0.0 };
-                [m - se, m + se]
-            })
-        })
-    };
-    let y_lo = band_values()
-        .filter(|v| v.is_finite())
-        .fold(f64::INFINITY, f64::min);
-    let y_hi = band_values()
-        .filter(|v| v.is_finite())
-        .fold(f64::NEG_INFINITY, f64::max);
-    let (y_lo, y_hi) = if y_lo.is_finite() {
-        (y_lo, y_hi)
-    } else {
-        (0.0, 1.0)
-    };
-    // A lone step is padded on both sides, but never into negative steps.
-    let (x_lo, x_hi) = match padded(x_lo, x_hi) {
-        (lo, hi) if x_lo >= 0.0 => (lo.max(0.0), hi),
-        other => other,
-    };
-    let x_axis = Axis::new(x_lo, x_hi, 5.0, true);
-    let y_axis = Axis::new(y_lo, y_hi, 5.0, false);
+    let y_axis = Axis::new(y_range.0, y_range.1, 5.0, false);
     let x = |v: f64| px + x_axis.frac(v, w);
     let y = |v: f64| py + h - y_axis.frac(v, h);
 
     // Panel title, grid, ticks.
-    let size = fit_font(title, 15.0, w);
+    let size = fit_font(&panel.title, 15.0, w);
     let _ = writeln!(
         svg,
         r#"<text class="panel-title" x="{:.2}" y="{:.2}" font-size="{size:.1}" font-weight="bold" text-anchor="middle">{}</text>"#,
         px + w / 2.0,
         py - 12.0,
-        xml_escape(title)
+        xml_escape(&panel.title)
     );
     for &t in &x_axis.ticks {
         let tx = x(t);
@@ -287,7 +336,7 @@ fn render_panel(
             py + h,
             py + h + 4.0,
             py + h + 18.0,
-            xml_escape(&fmt_steps(t))
+            xml_escape(&fmt_x(t, x_axis.step))
         );
     }
     for &t in &y_axis.ticks {
@@ -304,59 +353,46 @@ fn render_panel(
     }
     let _ = writeln!(
         svg,
-        r#"<text x="{:.2}" y="{:.2}" font-size="13" text-anchor="middle">adaptation env steps</text>"#,
+        r#"<text x="{:.2}" y="{:.2}" font-size="13" text-anchor="middle">{}</text>"#,
         px + w / 2.0,
-        py + h + 40.0
+        py + h + 40.0,
+        xml_escape(x_label)
     );
 
     // Bands under every line, so no band covers another method's line.
-    for (mi, c) in &curves {
-        let (colour, _) = style_of(*mi);
-        for run in finite_runs(c.mean) {
-            let se = |i: usize| if c.se[i].is_finite() { c.se[i] } else { 0.0 };
+    for s in &panel.series {
+        let (colour, _) = style_of(s.method);
+        for run in finite_runs(&s.y) {
             if run.len() == 1 {
                 let i = run.start;
-                if se(i) > 0.0 {
-                    let sx = x(c.steps[i] as f64);
+                let (lo, hi) = s.band(i);
+                if hi > lo {
+                    let sx = x(s.x[i]);
                     let _ = writeln!(
                         svg,
                         r#"<line x1="{sx:.2}" y1="{:.2}" x2="{sx:.2}" y2="{:.2}" stroke="{colour}" stroke-opacity="0.45" stroke-width="6"/>"#,
-                        y(c.mean[i] - se(i)),
-                        y(c.mean[i] + se(i))
+                        y(lo),
+                        y(hi)
                     );
                 }
                 continue;
             }
             // Forward along the top edge, back along the bottom one.
-            let upper = run.clone().map(|i| (i, c.mean[i] + se(i)));
-            let lower = run.clone().rev().map(|i| (i, c.mean[i] - se(i)));
-            let pts: Vec<String> = upper
-                .chain(lower)
-                .map(|(i, v)| format!("{:.2},{:.2}", x(c.steps[i] as f64), y(v)))
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polygon points="{}" fill="{colour}" fill-opacity="0.2" stroke="none"/>"#,
-                pts.join(" ")
-            );
+            let upper = run.clone().map(|i| (i, s.band(i).1));
+            let lower = run.clone().rev().map(|i| (i, s.band(i).0));
+            let pts: Vec<String> = upper.chain(lower).map(|(i, v)| format!("{:.2},{:.2}", x(s.x[i]), y(v))).collect();
+            let _ = writeln!(svg, r#"<polygon points="{}" fill="{colour}" fill-opacity="0.2" stroke="none"/>"#, pts.join(" "));
         }
     }
-    for (mi, c) in &curves {
-        let (colour, dash) = style_of(*mi);
-        for run in finite_runs(c.mean) {
+    for s in &panel.series {
+        let (colour, dash) = style_of(s.method);
+        for run in finite_runs(&s.y) {
             if run.len() == 1 {
                 let i = run.start;
-                let _ = writeln!(
-                    svg,
-                    r#"<circle cx="{:.2}" cy="{:.2}" r="3.5" fill="{colour}"/>"#,
-                    x(c.steps[i] as f64),
-                    y(c.mean[i])
-                );
+                let _ = writeln!(svg, r#"<circle cx="{:.2}" cy="{:.2}" r="3.5" fill="{colour}"/>"#, x(s.x[i]), y(s.y[i]));
                 continue;
             }
-            let pts: Vec<String> = run
-                .map(|i| format!("{:.2},{:.2}", x(c.steps[i] as f64), y(c.mean[i])))
-                .collect();
+            let pts: Vec<String> = run.map(|i| format!("{:.2},{:.2}", x(s.x[i]), y(s.y[i]))).collect();
             let _ = writeln!(
                 svg,
                 r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{} stroke-linejoin="round" stroke-linecap="round"/>"#,
@@ -365,20 +401,14 @@ fn render_panel(
             );
         }
     }
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{px:.2}" y="{py:.2}" width="{w:.2}" height="{h:.2}" fill="none" stroke="#444"/>"##
-    );
-    y_axis
-        .ticks
-        .iter()
-        .map(|&t| text_width(&fmt_tick(t, y_axis.step), 12.0))
-        .fold(0.0, f64::max)
+    let _ = writeln!(svg, r##"<rect x="{px:.2}" y="{py:.2}" width="{w:.2}" height="{h:.2}" fill="none" stroke="#444"/>"##);
+    y_axis.ticks.iter().map(|&t| text_width(&fmt_tick(t, y_axis.step), 12.0)).fold(0.0, f64::max)
 }
 
 /// The figure as standalone SVG text: one panel per distinct `panel` (first-appearance order)
 /// side by side, test return against adaptation env steps, one line per method with a shaded
-/// ±SE band, a shared legend below. A method keeps its colour in every panel.
+/// ±SE band, a shared legend below. A method keeps its colour in every panel, and the panels
+/// share their y range (they compare the methods on the same held-out tasks).
 pub fn render_svg(title: &str, curves: &[AggregatedCurve]) -> String {
     render_svg_labelled(title, "test return", curves)
 }
@@ -391,16 +421,39 @@ pub fn render_svg_labelled(title: &str, y_label: &str, curves: &[AggregatedCurve
         first_appearance(&mut panels, &c.panel);
         first_appearance(&mut methods, &c.method);
     }
-    let n_panels = panels.len().max(1);
-    let plots_width = LEFT + n_panels as f64 * PANEL_W + RIGHT;
-    let width = plots_width.max(text_width(title, 20.0) + 40.0);
+    let panels: Vec<Panel> = panels
+        .iter()
+        .map(|p| Panel {
+            title: p.to_string(),
+            series: curves
+                .iter()
+                .filter(|c| c.panel == *p)
+                .map(|c| Series::of_curve(methods.iter().position(|m| *m == c.method).unwrap_or(0), c))
+                .collect(),
+        })
+        .collect();
+    let columns = panels.len().max(1);
+    render_figure(&Figure { title, y_label, x: XAxis::Steps, methods, panels, columns, shared_y: true })
+}
+
+/// Vertical room of a row of panels beyond the plot: x tick labels, the x label, the next
+/// row's panel titles.
+const ROW_GAP: f64 = 84.0;
+
+/// Any [`Figure`] as standalone SVG text.
+pub(super) fn render_figure(f: &Figure<'_>) -> String {
+    let n_panels = f.panels.len().max(1);
+    let columns = f.columns.clamp(1, n_panels);
+    let n_rows = n_panels.div_ceil(columns);
+    let plots_width = LEFT + columns as f64 * PANEL_W + RIGHT;
+    let width = plots_width.max(text_width(f.title, 20.0) + 40.0);
     let x0 = (width - plots_width) / 2.0;
 
     // Legend entries: swatch, gap, name, gap; wrapped into centred rows.
     let entry_w = |m: &str| 30.0 + 6.0 + text_width(m, 13.0) + 22.0;
     let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
     let mut row_w = 0.0;
-    for (i, m) in methods.iter().enumerate() {
+    for (i, m) in f.methods.iter().enumerate() {
         let ew = entry_w(m);
         if row_w + ew > width - 40.0 && !rows[rows.len() - 1].is_empty() {
             rows.push(Vec::new());
@@ -410,9 +463,100 @@ pub fn render_svg_labelled(title: &str, y_label: &str, curves: &[AggregatedCurve
         rows[last].push(i);
         row_w += ew;
     }
-    let legend_top = TOP + PLOT_H + 62.0;
+    let plots_bottom = TOP + n_rows as f64 * PLOT_H + (n_rows - 1) as f64 * ROW_GAP;
+    let legend_top = plots_bottom + 62.0;
     let height = legend_top + rows.len() as f64 * LEGEND_ROW + 8.0;
 
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="{FONT_FAMILY}" fill="{TEXT}">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text class="title" x="{:.2}" y="34" font-size="{:.1}" font-weight="bold" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        fit_font(f.title, 20.0, width - 20.0),
+        xml_escape(f.title)
+    );
+    if f.panels.is_empty() {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.2}" y="{:.2}" font-size="14" text-anchor="middle">no data</text>"#,
+            width / 2.0,
+            TOP + PLOT_H / 2.0
+        );
+    }
+    let shared = y_extent(f.panels.iter().flat_map(|p| &p.series));
+    for r in 0..n_rows {
+        let py = TOP + r as f64 * (PLOT_H + ROW_GAP);
+        let mid_y = py + PLOT_H / 2.0;
+        // The y axis label hugs the row's first panel's tick labels, however wide they are.
+        let mut label_x = x0 + LEFT + GUTTER - 7.0 - text_width("0.0", 12.0) - 8.0;
+        for (c, panel) in f.panels.iter().enumerate().skip(r * columns).take(columns).map(|(i, p)| (i % columns, p)) {
+            let px = x0 + LEFT + c as f64 * PANEL_W + GUTTER;
+            let range = if f.shared_y { shared } else { y_extent(panel.series.iter()) };
+            let tick_w = render_panel(&mut svg, px, py, panel, f.x, range);
+            if c == 0 {
+                label_x = px - 7.0 - tick_w - 8.0;
+            }
+        }
+        let label_x = label_x.max(x0 + 16.0);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{label_x:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {label_x:.2} {mid_y:.2})">{}</text>"#,
+            xml_escape(f.y_label)
+        );
+    }
+
+    for (r, row) in rows.iter().enumerate() {
+        let row_width: f64 = row.iter().map(|&i| entry_w(f.methods[i])).sum::<f64>() - 22.0;
+        let mut ex = (width - row_width) / 2.0;
+        let ey = legend_top + r as f64 * LEGEND_ROW + LEGEND_ROW / 2.0;
+        for &i in row {
+            let (colour, dash) = style_of(i);
+            let _ = writeln!(
+                svg,
+                r#"<g class="legend-entry"><rect x="{ex:.2}" y="{:.2}" width="30" height="12" fill="{colour}" fill-opacity="0.2"/><line x1="{ex:.2}" y1="{ey:.2}" x2="{:.2}" y2="{ey:.2}" stroke="{colour}" stroke-width="2.5"{}/><text x="{:.2}" y="{:.2}" font-size="13">{}</text></g>"#,
+                ey - 6.0,
+                ex + 30.0,
+                dash_attr(dash),
+                ex + 36.0,
+                ey + 4.5,
+                xml_escape(f.methods[i])
+            );
+            ex += entry_w(f.methods[i]);
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// One row of the interval figure: a label and, per statistic, an interval (if any).
+pub(super) struct IntervalRow<'a> {
+    /// Shown left of the row (`MT`, or `MT (5 games)` with several panels).
+    pub label: String,
+    /// Colour index, as in the curve figures.
+    pub method: usize,
+    /// One interval per statistic of [`render_intervals`]'s `statistics`.
+    pub intervals: Vec<Option<&'a super::rliable::Interval>>,
+}
+
+/// rliable's interval-estimate figure: one column per statistic, one row per method, each
+/// interval a bar from its low to its high end with a tick at the estimate.
+pub(super) fn render_intervals(title: &str, x_label: &str, statistics: &[&str], rows: &[IntervalRow<'_>]) -> String {
+    const COL_W: f64 = 200.0;
+    const COL_GAP: f64 = 48.0;
+    const ROW_H: f64 = 30.0;
+    let label_w = rows.iter().map(|r| text_width(&r.label, 13.0)).fold(60.0, f64::max) + 16.0;
+    let cols = statistics.len().max(1);
+    let plots_width = LEFT + label_w + cols as f64 * (COL_W + COL_GAP) + RIGHT;
+    let width = plots_width.max(text_width(title, 20.0) + 40.0);
+    let x0 = (width - plots_width) / 2.0 + LEFT + label_w;
+    let plot_h = rows.len().max(1) as f64 * ROW_H;
+    let top = TOP;
+    let height = top + plot_h + 62.0;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -426,53 +570,67 @@ pub fn render_svg_labelled(title: &str, y_label: &str, curves: &[AggregatedCurve
         fit_font(title, 20.0, width - 20.0),
         xml_escape(title)
     );
-    let mid_y = TOP + PLOT_H / 2.0;
-    if curves.is_empty() {
+    for (r, row) in rows.iter().enumerate() {
         let _ = writeln!(
             svg,
-            r#"<text x="{:.2}" y="{mid_y:.2}" font-size="14" text-anchor="middle">no data</text>"#,
-            width / 2.0
+            r#"<text x="{:.2}" y="{:.2}" font-size="13" text-anchor="end">{}</text>"#,
+            x0 - 10.0,
+            top + (r as f64 + 0.5) * ROW_H + 4.5,
+            xml_escape(&row.label)
         );
     }
-    // The y axis label hugs the first panel's tick labels, however wide they are.
-    let mut label_x = x0 + LEFT + GUTTER - 7.0 - text_width("0.0", 12.0) - 8.0;
-    for (pi, panel) in panels.iter().enumerate() {
-        let members: Vec<(usize, &AggregatedCurve)> = curves
-            .iter()
-            .filter(|c| c.panel == *panel)
-            .map(|c| (methods.iter().position(|m| *m == c.method).unwrap_or(0), c))
-            .collect();
-        let px = x0 + LEFT + pi as f64 * PANEL_W + GUTTER;
-        let tick_w = render_panel(&mut svg, px, TOP, panel, &members);
-        if pi == 0 {
-            label_x = px - 7.0 - tick_w - 8.0;
-        }
-    }
-    let label_x = label_x.max(x0 + 16.0);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{label_x:.2}" y="{mid_y:.2}" font-size="13" text-anchor="middle" transform="rotate(-90 {label_x:.2} {mid_y:.2})">{y_label}</text>"#
-    );
-
-    for (r, row) in rows.iter().enumerate() {
-        let row_width: f64 = row.iter().map(|&i| entry_w(methods[i])).sum::<f64>() - 22.0;
-        let mut ex = (width - row_width) / 2.0;
-        let ey = legend_top + r as f64 * LEGEND_ROW + LEGEND_ROW / 2.0;
-        for &i in row {
-            let (colour, dash) = style_of(i);
+    for (c, stat) in statistics.iter().enumerate() {
+        let px = x0 + c as f64 * (COL_W + COL_GAP);
+        let ends = || rows.iter().filter_map(|r| r.intervals.get(c).copied().flatten()).flat_map(|i| [i.low, i.high, i.estimate]);
+        let lo = ends().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
+        let hi = ends().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+        let axis = if lo.is_finite() { Axis::new(lo, hi, 3.0, false) } else { Axis::new(0.0, 1.0, 3.0, false) };
+        let x = |v: f64| px + axis.frac(v, COL_W);
+        let _ = writeln!(
+            svg,
+            r#"<text class="panel-title" x="{:.2}" y="{:.2}" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+            px + COL_W / 2.0,
+            top - 12.0,
+            xml_escape(stat)
+        );
+        for &t in &axis.ticks {
+            let tx = x(t);
             let _ = writeln!(
                 svg,
-                r#"<g class="legend-entry"><rect x="{ex:.2}" y="{:.2}" width="30" height="12" fill="{colour}" fill-opacity="0.2"/><line x1="{ex:.2}" y1="{ey:.2}" x2="{:.2}" y2="{ey:.2}" stroke="{colour}" stroke-width="2.5"{}/><text x="{:.2}" y="{:.2}" font-size="13">{}</text></g>"#,
-                ey - 6.0,
-                ex + 30.0,
-                dash_attr(dash),
-                ex + 36.0,
-                ey + 4.5,
-                xml_escape(methods[i])
+                r##"<line x1="{tx:.2}" y1="{top:.2}" x2="{tx:.2}" y2="{:.2}" stroke="#e6e6e6"/><text x="{tx:.2}" y="{:.2}" font-size="12" text-anchor="middle">{}</text>"##,
+                top + plot_h,
+                top + plot_h + 18.0,
+                xml_escape(&fmt_tick(t, axis.step))
             );
-            ex += entry_w(methods[i]);
         }
+        for (r, row) in rows.iter().enumerate() {
+            let Some(i) = row.intervals.get(c).copied().flatten() else { continue };
+            if !(i.low.is_finite() && i.high.is_finite() && i.estimate.is_finite()) {
+                continue;
+            }
+            let (colour, _) = style_of(row.method);
+            let cy = top + (r as f64 + 0.5) * ROW_H;
+            let (x1, x2) = (x(i.low), x(i.high).max(x(i.low) + 1.0));
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x1:.2}" y="{:.2}" width="{:.2}" height="16" fill="{colour}" fill-opacity="0.7"/><line x1="{:.2}" y1="{:.2}" x2="{:.2}" y2="{:.2}" stroke="{TEXT}" stroke-width="2"/>"#,
+                cy - 8.0,
+                x2 - x1,
+                x(i.estimate),
+                cy - 11.0,
+                x(i.estimate),
+                cy + 11.0
+            );
+        }
+        let _ = writeln!(svg, r##"<line x1="{px:.2}" y1="{:.2}" x2="{:.2}" y2="{:.2}" stroke="#444"/>"##, top + plot_h, px + COL_W, top + plot_h);
     }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.2}" y="{:.2}" font-size="13" text-anchor="middle">{}</text>"#,
+        x0 + (cols as f64 * (COL_W + COL_GAP) - COL_GAP) / 2.0,
+        top + plot_h + 44.0,
+        xml_escape(x_label)
+    );
     svg.push_str("</svg>\n");
     svg
 }

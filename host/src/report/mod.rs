@@ -120,11 +120,16 @@ fn points_with_gaps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(u64, 
 
 /// Which scores the aggregates are computed over; the table says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreKind {
+pub enum ScoreKind<'a> {
     /// Test returns as they are.
     Return,
-    /// (return − low) / (high − low) per held-out task, from `[report] reference_scores`.
-    Normalised,
+    /// (return − low) / (high − low) per held-out task.
+    Normalised {
+        /// What the score is called (`human-normalised score`).
+        name: &'a str,
+        /// Where the references come from, in words.
+        source: &'a str,
+    },
 }
 
 /// Where [`write_aggregates`] put its files.
@@ -134,6 +139,10 @@ pub struct AggregateFiles {
     pub md: PathBuf,
     /// The aggregate table as CSV, one statistic per line.
     pub csv: PathBuf,
+    /// The interval estimates as a figure (`aggregates.svg`; `.png` beside it).
+    pub svg: PathBuf,
+    /// The performance profiles (`profiles.svg`; `.png` beside it).
+    pub profiles_svg: PathBuf,
 }
 
 /// Writes `summary.md`, `summary.csv`, `curves.svg` and `curves.png` into `dir` (created if
@@ -171,21 +180,163 @@ pub fn write_metric_report(dir: &Path, prefix: &str, y_label: &str, title: &str,
 /// method), rliable's mean, median, IQM and optimality gap of the curves' final scores (one per
 /// seed and held-out task), and the probability of improvement of each method over each other
 /// method of its panel, each with a 95% stratified-bootstrap interval from `resamples`
-/// resamples. `kind` says what the curves' values are.
+/// resamples. Also the figures: `aggregates.svg`/`.png` (the four interval estimates per method,
+/// rliable's aggregate figure) and `profiles.svg`/`.png` (performance profiles: the fraction of
+/// runs scoring above each threshold, with 95% bands, one panel per panel). `kind` says what
+/// the curves' values are; `title` heads every file.
 pub fn write_aggregates(
     dir: &Path,
     title: &str,
-    kind: ScoreKind,
+    kind: ScoreKind<'_>,
     curves: &[Curve],
     resamples: u32,
 ) -> anyhow::Result<AggregateFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files = AggregateFiles { md: dir.join("aggregates.md"), csv: dir.join("aggregates.csv") };
+    let files = AggregateFiles {
+        md: dir.join("aggregates.md"),
+        csv: dir.join("aggregates.csv"),
+        svg: dir.join("aggregates.svg"),
+        profiles_svg: dir.join("profiles.svg"),
+    };
     let (rows, better) = aggregate_rows(curves, resamples);
-    let write = |path: &Path, text: String| std::fs::write(path, text).with_context(|| format!("writing {}", path.display()));
-    write(&files.md, aggregates_markdown(title, kind, resamples, &rows, &better))?;
-    write(&files.csv, aggregates_csv(kind, &rows, &better))?;
+    let write = |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
+    write(&files.md, aggregates_markdown(&format!("{title}: aggregates of the final scores"), kind, resamples, &rows, &better).as_bytes())?;
+    write(&files.csv, aggregates_csv(kind, &rows, &better).as_bytes())?;
+    let score = match kind {
+        ScoreKind::Return => "final test return",
+        ScoreKind::Normalised { name, .. } => name,
+    };
+    let svg = interval_figure(&format!("{title}: interval estimates (95% CI)"), score, &rows);
+    write(&files.svg, svg.as_bytes())?;
+    write(&files.svg.with_extension("png"), &figures::render_png(&svg)?)?;
+    let svg = profile_figure(&format!("{title}: performance profiles (95% CI)"), score, curves, resamples);
+    write(&files.profiles_svg, svg.as_bytes())?;
+    write(&files.profiles_svg.with_extension("png"), &figures::render_png(&svg)?)?;
     Ok(files)
+}
+
+/// Writes `tasks-curves.svg`/`.png` into `dir`: the paper's per-game layout (its Figure 8),
+/// one panel per held-out task (per training panel and task when there are several training
+/// panels), at most three to a row, each with its own y range since tasks score on their own
+/// scales; one line per method with its ±SE band across seeds.
+pub fn write_task_figure(dir: &Path, title: &str, curves: &[Curve]) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let training_panels = method_order(curves.iter().map(|c| c.panel.as_str()));
+    let tasks = {
+        let mut t: Vec<&str> = curves.iter().map(|c| c.task.as_str()).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    // One aggregated curve per (training panel, task, method), relabelled by task.
+    let mut relabelled = Vec::new();
+    for panel in &training_panels {
+        for task in &tasks {
+            let label = if training_panels.len() > 1 { format!("{task} ({panel})") } else { task.to_string() };
+            let mine: Vec<Curve> =
+                curves.iter().filter(|c| c.panel == *panel && c.task == *task).map(|c| Curve { panel: label.clone(), ..c.clone() }).collect();
+            relabelled.extend(aggregate(&mine));
+        }
+    }
+    let methods = method_order(relabelled.iter().map(|c: &AggregatedCurve| c.method.as_str()));
+    let panels: Vec<figures::Panel> = method_order(relabelled.iter().map(|c| c.panel.as_str()))
+        .into_iter()
+        .map(|p| figures::Panel {
+            title: p.to_string(),
+            series: relabelled
+                .iter()
+                .filter(|c| c.panel == p)
+                .map(|c| figures::Series::of_curve(methods.iter().position(|m| *m == c.method).unwrap_or(0), c))
+                .collect(),
+        })
+        .collect();
+    let columns = panels.len().clamp(1, 3);
+    let figure = figures::Figure { title, y_label: "test return", x: figures::XAxis::Steps, methods, panels, columns, shared_y: false };
+    let svg = figures::render_figure(&figure);
+    let path = dir.join("tasks-curves.svg");
+    std::fs::write(&path, &svg).with_context(|| format!("writing {}", path.display()))?;
+    let png = path.with_extension("png");
+    std::fs::write(&png, figures::render_png(&svg)?).with_context(|| format!("writing {}", png.display()))?;
+    Ok(path)
+}
+
+/// Methods in first-appearance order: the colour index of each, as in the curve figures.
+fn method_order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut order = Vec::new();
+    for n in names {
+        stats::first_appearance(&mut order, n);
+    }
+    order
+}
+
+/// The interval figure of `rows`: median, IQM, mean, optimality gap per (panel, method).
+fn interval_figure(title: &str, score: &str, rows: &[AggregateRow]) -> String {
+    let methods = method_order(rows.iter().map(|r| r.method.as_str()));
+    let panels = method_order(rows.iter().map(|r| r.panel.as_str()));
+    let rows: Vec<figures::IntervalRow> = rows
+        .iter()
+        .map(|r| figures::IntervalRow {
+            label: if panels.len() > 1 { format!("{} ({})", r.method, r.panel) } else { r.method.clone() },
+            method: methods.iter().position(|m| *m == r.method).unwrap_or(0),
+            intervals: match &r.stats {
+                Some(a) => vec![Some(&a.median), Some(&a.iqm), Some(&a.mean), Some(&a.optimality_gap)],
+                None => vec![None; 4],
+            },
+        })
+        .collect();
+    figures::render_intervals(title, score, &["Median", "IQM", "Mean", "Optimality gap"], &rows)
+}
+
+/// Thresholds of a performance profile: 101, evenly from the lowest score to the highest.
+fn thresholds(scores: impl Iterator<Item = f64>) -> Vec<f64> {
+    let (lo, hi) = scores.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) = if !lo.is_finite() {
+        (0.0, 1.0)
+    } else if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    (0..=100).map(|i| lo + (hi - lo) * i as f64 / 100.0).collect()
+}
+
+/// The performance profiles of the curves' final scores, one panel per panel, with 95% bands
+/// from `resamples` stratified resamples (each bootstrap named `profiles/<panel>/<method>`).
+fn profile_figure(title: &str, score: &str, curves: &[Curve], resamples: u32) -> String {
+    let groups = stats::final_scores(curves);
+    let methods = method_order(groups.iter().map(|g| g.method));
+    let mut panels: Vec<figures::Panel> = Vec::new();
+    for panel in method_order(groups.iter().map(|g| g.panel)) {
+        let members: Vec<_> = groups.iter().filter(|g| g.panel == panel).collect();
+        let taus = thresholds(members.iter().flat_map(|g| g.tasks.iter().flat_map(|(_, s)| s.iter().copied())));
+        let series = members
+            .iter()
+            .filter_map(|g| {
+                let m = rliable::ScoreMatrix::from_columns(g.tasks.iter().filter(|(_, s)| !s.is_empty()).map(|(_, s)| s.clone()).collect())?;
+                let p = rliable::profile_intervals(&m, &taus, resamples, &format!("profiles/{}/{}", g.panel, g.method));
+                Some(figures::Series {
+                    method: methods.iter().position(|m| *m == g.method).unwrap_or(0),
+                    x: taus.clone(),
+                    y: p.iter().map(|i| i.estimate).collect(),
+                    lo: p.iter().map(|i| i.low).collect(),
+                    hi: p.iter().map(|i| i.high).collect(),
+                })
+            })
+            .collect();
+        panels.push(figures::Panel { title: panel.to_string(), series });
+    }
+    let y_label = "fraction of runs with score > τ";
+    let columns = panels.len().max(1);
+    let x_label = format!("{score} threshold τ");
+    figures::render_figure(&figures::Figure {
+        title,
+        y_label,
+        x: figures::XAxis::Threshold(&x_label),
+        methods,
+        panels,
+        columns,
+        shared_y: true,
+    })
 }
 
 /// The aggregate rows of every (panel, method), in the order of [`summarize`], and the
@@ -499,8 +650,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let files = write_aggregates(dir.path(), "T", ScoreKind::Return, &finals(), 1000).unwrap();
+        for figure in [&files.svg, &files.profiles_svg] {
+            let svg = std::fs::read_to_string(figure).unwrap();
+            assert!(svg.contains("<rect") && !svg.contains("NaN") && figure.with_extension("png").exists(), "{}", figure.display());
+        }
         let md = std::fs::read_to_string(&files.md).unwrap();
-        assert!(md.starts_with("# T\n\nScores: test returns as they are"), "{md}");
+        assert!(md.starts_with("# T: aggregates of the final scores\n\nScores: test returns as they are"), "{md}");
         assert!(md.contains("| p | A | 4 of 3 × 2 | 0.50 ["), "one of A's six scores is NaN: {md}");
         assert!(md.contains("| p | B | 2 × 2 | 0.40 ["), "{md}");
         assert!(md.contains("1000 stratified bootstrap resamples"), "{md}");
@@ -510,9 +665,10 @@ mod tests {
         assert_eq!(lines.len(), 1 + 2 * 4 + 2);
         assert!(lines[3].starts_with("p,A,iqm,,0.5,") && lines[3].ends_with(",4,return"), "{csv}");
         assert!(lines[9].starts_with("p,A,probability_of_improvement,B,0.625,") && lines[9].ends_with(",8,return"), "{csv}");
-        let normalised = write_aggregates(dir.path(), "T", ScoreKind::Normalised, &finals(), 1000).unwrap();
+        let kind = ScoreKind::Normalised { name: "normalised score", source: "each held-out task's `[report] reference_scores`" };
+        let normalised = write_aggregates(dir.path(), "T", kind, &finals(), 1000).unwrap();
         let md = std::fs::read_to_string(normalised.md).unwrap();
-        assert!(md.contains("Scores: normalised, (return − low) / (high − low)"), "{md}");
+        assert!(md.contains("Scores: normalised score, (return − low) / (high − low) with each held-out task's `[report] reference_scores`"), "{md}");
         assert!(std::fs::read_to_string(normalised.csv).unwrap().lines().nth(1).unwrap().ends_with(",normalised"));
     }
 

@@ -13,6 +13,8 @@
 //!   cut: with fewer than four scores nothing is cut, with 6 one from each end);
 //! - **optimality gap** at γ (1: the target of a normalised score): γ − the mean over all scores
 //!   of min(score, γ), how far the scores fall short of γ, a score above γ counting as γ;
+//! - **performance profile** (rliable's score distribution): for each threshold τ, the
+//!   fraction of all scores strictly above τ;
 //! - **probability of improvement** P(X > Y): per task, the Mann–Whitney U statistic of X's runs
 //!   against Y's (the number of pairs (x, y) with x > y, a tie counting ½) divided by the number
 //!   of pairs; then the mean over tasks. So P(X > Y) + P(Y > X) = 1, and identical runs give ½.
@@ -263,9 +265,50 @@ pub fn improvement(x: &ScoreMatrix, y: &ScoreMatrix, resamples: u32, name: &str)
     percentile_interval(estimate, replicates)
 }
 
+/// The performance profile at each of `taus`: the fraction of all scores above τ (rliable's
+/// `run_score_distribution`, `np.mean(scores > tau)` over the whole matrix).
+pub fn profile(m: &ScoreMatrix, taus: &[f64]) -> Vec<f64> {
+    let n = m.scores() as f64;
+    taus.iter().map(|&t| m.pooled().filter(|&x| x > t).count() as f64 / n).collect()
+}
+
+/// [`profile`] with an interval at every τ from `resamples` (at least 1) stratified resamples,
+/// one set of resamples for all thresholds, by the generator named `name`.
+pub fn profile_intervals(m: &ScoreMatrix, taus: &[f64], resamples: u32, name: &str) -> Vec<Interval> {
+    let mut replicates: Vec<Vec<f64>> = taus.iter().map(|_| Vec::with_capacity(resamples as usize)).collect();
+    let mut rng = stream(name);
+    let mut drawn = m.clone();
+    let mut sorted: Vec<f64> = Vec::with_capacity(m.scores());
+    for _ in 0..resamples.max(1) {
+        m.resample_into(&mut rng, &mut drawn);
+        sorted.clear();
+        sorted.extend(drawn.pooled());
+        sorted.sort_by(f64::total_cmp);
+        for (t, r) in taus.iter().zip(&mut replicates) {
+            // Scores above τ: those after the last one ≤ τ.
+            let above = sorted.len() - sorted.partition_point(|&x| x <= *t);
+            r.push(above as f64 / sorted.len() as f64);
+        }
+    }
+    profile(m, taus).into_iter().zip(replicates).map(|(e, r)| percentile_interval(e, r)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_profile_counts_scores_strictly_above_each_threshold() {
+        // Scores 1, 2, 2, 4 (two runs x two tasks): above 0: 4/4; above 2: only 4, 1/4.
+        let m = matrix(&[&[1.0, 2.0], &[2.0, 4.0]]);
+        assert_eq!(profile(&m, &[0.0, 1.0, 2.0, 3.5, 4.0]), vec![1.0, 0.75, 0.25, 0.25, 0.0]);
+        let with_ci = profile_intervals(&m, &[0.0, 2.0, 4.0], 300, "p");
+        assert_eq!(with_ci.iter().map(|i| i.estimate).collect::<Vec<_>>(), vec![1.0, 0.25, 0.0]);
+        // Every score above 0 in every resample; none above 4 in any.
+        assert_eq!((with_ci[0].low, with_ci[0].high, with_ci[2].low, with_ci[2].high), (1.0, 1.0, 0.0, 0.0));
+        // At 2 only task 2's runs {2, 4} count: a resample holds none, one or two 4s, 0 to 1/2.
+        assert!(with_ci[1].low >= 0.0 && with_ci[1].high <= 0.5 && with_ci[1].low < with_ci[1].high);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12

@@ -129,22 +129,21 @@ fn fmt_interval(i: Option<Interval>) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", i.estimate, i.low, i.high)
 }
 
-fn scores_phrase(kind: ScoreKind) -> &'static str {
+fn scores_phrase(kind: ScoreKind<'_>) -> String {
     match kind {
-        ScoreKind::Return => {
-            "Scores: test returns as they are (the experiment gives no `[report] reference_scores` \
-             to normalise them with); the optimality gap is still taken against 1."
-        }
-        ScoreKind::Normalised => {
-            "Scores: normalised, (return − low) / (high − low) with each held-out task's \
-             `[report] reference_scores`, so that 0 is the low reference and 1 the high one."
+        ScoreKind::Return => "Scores: test returns as they are (neither the experiment's `[report] reference_scores` \
+                              nor the env plugin gives references for every held-out task); the optimality gap is \
+                              still taken against 1."
+            .to_string(),
+        ScoreKind::Normalised { name, source } => {
+            format!("Scores: {name}, (return − low) / (high − low) with {source}, so that 0 is the low reference and 1 the high one.")
         }
     }
 }
 
 pub(super) fn aggregates_markdown(
     title: &str,
-    kind: ScoreKind,
+    kind: ScoreKind<'_>,
     resamples: u32,
     rows: &[AggregateRow],
     better: &[ImprovementRow],
@@ -198,10 +197,10 @@ pub(super) fn aggregates_markdown(
     md
 }
 
-pub(super) fn aggregates_csv(kind: ScoreKind, rows: &[AggregateRow], better: &[ImprovementRow]) -> String {
+pub(super) fn aggregates_csv(kind: ScoreKind<'_>, rows: &[AggregateRow], better: &[ImprovementRow]) -> String {
     let score = match kind {
         ScoreKind::Return => "return",
-        ScoreKind::Normalised => "normalised",
+        ScoreKind::Normalised { .. } => "normalised",
     };
     let mut csv = String::from("panel,method,statistic,versus,estimate,ci_low,ci_high,scores,score\n");
     let mut line = |panel: &str, method: &str, statistic: &str, versus: &str, i: Option<Interval>, n: usize| {

@@ -53,6 +53,15 @@ impl PluginFactory for AlePlugin {
     fn task_sets() -> Vec<NamedTaskSet> {
         games::SETS.iter().map(|set| NamedTaskSet::new(games::FAMILY, set.name, set.description, games::set_tasks(set))).collect()
     }
+
+    fn reference_scores() -> Vec<ReferenceScores> {
+        vec![ReferenceScores {
+            family: games::FAMILY.into(),
+            name: "human-normalised score".into(),
+            description: "random = 0, human = 1, with the standard Atari-57 random and human scores (as in DQN Zoo)".into(),
+            tasks: games::reference_tasks().into_iter().map(|(task, low, high)| TaskReference { task, low, high }).collect(),
+        }]
+    }
 }
 
 metarl_plugin_api::export_plugin!(AlePlugin);
