@@ -215,10 +215,11 @@ pub fn write_aggregates(
     Ok(files)
 }
 
-/// Writes `tasks-curves.svg`/`.png` into `dir`: the paper's per-game layout (its Figure 8),
-/// one panel per held-out task (per training panel and task when there are several training
-/// panels), at most three to a row, each with its own y range since tasks score on their own
-/// scales; one line per method with its ±SE band across seeds.
+/// Writes `tasks-curves.svg`/`.png` into `dir`: one panel per held-out task, each with its own
+/// y range since tasks score on their own scales, one line per method with its ±SE band
+/// across seeds. With one training panel, at most three tasks to a row (the paper's per-game
+/// Figure 8); with several, one row per training panel and one column per task (its Figure 6,
+/// whose rows are demo counts).
 pub fn write_task_figure(dir: &Path, title: &str, curves: &[Curve]) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let training_panels = method_order(curves.iter().map(|c| c.panel.as_str()));
@@ -250,7 +251,9 @@ pub fn write_task_figure(dir: &Path, title: &str, curves: &[Curve]) -> anyhow::R
                 .collect(),
         })
         .collect();
-    let columns = panels.len().clamp(1, 3);
+    // Several training panels: one row each, one column per task (the paper's Figure 6, rows
+    // per demo count); one panel: at most three tasks to a row (its Figure 8).
+    let columns = if training_panels.len() > 1 { tasks.len().max(1) } else { panels.len().clamp(1, 3) };
     let figure = figures::Figure { title, y_label: "test return", x: figures::XAxis::Steps, methods, panels, columns, shared_y: false };
     let svg = figures::render_figure(&figure);
     let path = dir.join("tasks-curves.svg");
@@ -705,4 +708,20 @@ mod tests {
         assert_eq!(back[0].points[0], (0, 1.5));
         assert!(back[0].points[1].0 == 10 && back[0].points[1].1.is_nan());
     }
+
+    #[test]
+    fn the_task_figure_is_a_grid_of_training_panels_by_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        // One training panel, two tasks: one row of two, titled by task.
+        let svg = std::fs::read_to_string(write_task_figure(dir.path(), "T", &test_curves::study()).unwrap()).unwrap();
+        assert_eq!(svg.matches(r#"class="panel-title""#).count(), 2, "{svg}");
+        assert!(svg.contains(">a</text>") && svg.contains(">b</text>") && dir.path().join("tasks-curves.png").exists());
+        // Three training panels x four tasks (Figure 6): twelve panels, one row per panel.
+        let svg = std::fs::read_to_string(write_task_figure(dir.path(), "T", &test_curves::realistic()).unwrap()).unwrap();
+        assert_eq!(svg.matches(r#"class="panel-title""#).count(), 12);
+        assert!(svg.contains("(100 training levels)"), "{svg}");
+        let height: f64 = svg.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(height > 3.0 * figures::PLOT_H, "three rows: {height}");
+    }
+
 }
