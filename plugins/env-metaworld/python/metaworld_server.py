@@ -1,0 +1,208 @@
+# Meta-World server for metarl's simulator bridge (run after metarl_bridge.py's source).
+#
+# One server drives `num_envs` env copies in lockstep. Each copy samples a task (an env class)
+# from the request's list at every episode start, and one of that task's 50 goal variations
+# (Meta-World's ML1 train set), from its own generator seeded by (reset seed, copy index).
+# Observations: per camera an RGB image, a world-frame point cloud back-projected from
+# MuJoCo's metric depth, and the camera matrices; proprioception (hand xyz, gripper opening,
+# time); optionally Meta-World's 39-d state. Rendering is headless (MUJOCO_GL) with shadows,
+# reflections and the skybox off.
+
+import os
+
+import metaworld
+import mujoco
+import numpy as np
+from metaworld import policies
+
+OFF_FLAGS = (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX)
+VARIATION_SEED = 0  # Meta-World's goal variations: ML1(task, seed=0).train_tasks
+
+
+def policy_for(task):
+    name = "Sawyer" + "".join(w.capitalize() for w in task.split("-")) + "V3Policy"
+    name = {"SawyerPegInsertSideV3Policy": "SawyerPegInsertionSideV3Policy"}.get(name, name)
+    cls = getattr(policies, name, None)
+    if cls is None:
+        raise ValueError(f"task '{task}' has no scripted expert in metaworld.policies")
+    return cls()
+
+
+class Sim:
+    """One task's env with its renderer and goal variations."""
+
+    def __init__(self, task, cfg):
+        full = task + "-v3"
+        if full not in metaworld.ALL_V3_ENVIRONMENTS:
+            raise ValueError(f"unknown Meta-World task '{task}'")
+        self.env = metaworld.ALL_V3_ENVIRONMENTS[full]()
+        self.variations = metaworld.ML1(full, seed=VARIATION_SEED).train_tasks
+        model = self.env.model
+        names = [model.camera(i).name for i in range(model.ncam)]
+        for cam in cfg["cameras"]:
+            if cam not in names:
+                raise ValueError(f"unknown camera '{cam}' (Meta-World's cameras: {', '.join(names)})")
+        size = cfg["size"]
+        self.renderer = mujoco.Renderer(model, size, size)
+        self.cfg = cfg
+
+    def set_variation(self, k):
+        self.env.set_task(self.variations[k])
+
+    def camera(self, cam):
+        """RGB (H, W, 3) u8, point cloud (H, W, 3) f32 world frame, intrinsics, extrinsics."""
+        m, d, r = self.env.model, self.env.data, self.renderer
+        size = self.cfg["size"]
+        r.update_scene(d, camera=cam)
+        for f in OFF_FLAGS:
+            r.scene.flags[f] = 0
+        rgb = r.render().copy()
+        cid = m.camera(cam).id
+        f = 0.5 * size / np.tan(np.deg2rad(m.cam_fovy[cid]) / 2)
+        k = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]], dtype=np.float32)
+        rot = d.cam_xmat[cid].reshape(3, 3)
+        ext = np.eye(4, dtype=np.float32)
+        ext[:3, :3], ext[:3, 3] = rot, d.cam_xpos[cid]
+        if not self.cfg["point_clouds"]:
+            return rgb, None, k, ext
+        r.enable_depth_rendering()
+        r.update_scene(d, camera=cam)
+        depth = r.render().astype(np.float64)
+        r.disable_depth_rendering()
+        # Pixel centres; MuJoCo's camera looks along -z with y up, image rows go down.
+        c, rr = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+        x = (c - size / 2) * depth / f
+        y = -(rr - size / 2) * depth / f
+        pts = np.stack([x, y, -depth], axis=-1) @ rot.T + d.cam_xpos[cid]
+        return rgb, pts.astype(np.float32), k, ext
+
+
+class Copy:
+    def __init__(self, server, index):
+        self.server, self.index = server, index
+        self.sim, self.task, self.t, self.ret = None, None, 0, 0.0
+        self.rng = None
+        self.obs = None
+
+    def start(self):
+        s = self.server
+        self.task = s.tasks[int(self.rng.integers(len(s.tasks)))]
+        self.sim = s.sim(self.task)
+        self.sim.set_variation(int(self.rng.integers(len(self.sim.variations))))
+        self.obs, _ = self.sim.env.reset(seed=int(self.rng.integers(2**31)))
+        self.t, self.ret = 0, 0.0
+
+
+class Server:
+    def __init__(self):
+        self.cfg, self.tasks, self.sims, self.copies = None, [], {}, []
+
+    def sim(self, task):
+        if task not in self.sims:
+            self.sims[task] = Sim(task, self.cfg)
+        return self.sims[task]
+
+    def parts(self, copy):
+        """The observation parts of one copy, in the plugin's order."""
+        out = []
+        for cam in self.cfg["cameras"]:
+            rgb, pts, k, ext = copy.sim.camera(cam)
+            out.append(rgb)
+            if pts is not None:
+                out.append(pts)
+            out += [k, ext]
+        o = copy.obs
+        out.append(np.array([o[0], o[1], o[2], o[3], copy.t / self.cfg["max_steps"]], dtype=np.float32))
+        if self.cfg["state"]:
+            out.append(np.asarray(o, dtype=np.float32))
+        return out
+
+    def batch(self, rows):
+        """Parts stacked over `rows` (lists of parts), named part0, part1, ..."""
+        if not rows:
+            return []
+        return [(f"part{i}", np.stack([r[i] for r in rows])) for i in range(len(rows[0]))]
+
+    def handle(self, op, h, a):
+        if op == "init":
+            self.cfg = h["config"]
+            self.tasks = h["tasks"]
+            # Build (and check) every task's env now, so a bad name or camera fails at once.
+            for t in self.tasks:
+                self.sim(t)
+            self.copies = [Copy(self, i) for i in range(h["num_envs"])]
+            return {"state_dim": int(self.sims[self.tasks[0]].env.observation_space.shape[0])}, []
+        if op == "reset":
+            for c in self.copies:
+                c.rng = np.random.default_rng([h["seed"], c.index])
+                c.start()
+            return {"tasks": [self.tasks.index(c.task) for c in self.copies]}, self.batch([self.parts(c) for c in self.copies])
+        if op == "step":
+            act = a["actions"]
+            rewards, terminated, truncated, success, episodes, final_rows, finals = [], [], [], [], [], [], []
+            for i, c in enumerate(self.copies):
+                c.obs, dense, _, _, info = c.sim.env.step(act[i])
+                c.t += 1
+                won = bool(info["success"])
+                r = float(won) if self.cfg["reward"] == "sparse" else float(dense)
+                c.ret += r
+                term = won and self.cfg["terminate_on_success"]
+                trunc = (not term) and c.t >= self.cfg["max_steps"]
+                rewards.append(r)
+                terminated.append(term)
+                truncated.append(trunc)
+                success.append(won)
+                if term or trunc:
+                    final_rows.append(i)
+                    finals.append(self.parts(c))
+                    episodes.append({"env": i, "task": self.tasks.index(c.task), "ret": c.ret, "len": c.t, "success": won})
+                    c.start()
+            fields = {"tasks": [self.tasks.index(c.task) for c in self.copies], "episodes": episodes, "final_rows": final_rows}
+            arrays = self.batch([self.parts(c) for c in self.copies])
+            arrays += [("final_" + n, v) for n, v in self.batch(finals)]
+            arrays += [
+                ("reward", np.array(rewards, dtype=np.float32)),
+                ("terminated", np.array(terminated, dtype=np.uint8)),
+                ("truncated", np.array(truncated, dtype=np.uint8)),
+                ("success", np.array(success, dtype=np.uint8)),
+            ]
+            return fields, arrays
+        if op == "demos":
+            return self.demos(h["task"], h["episodes"], h["seed"])
+        raise ValueError(f"unknown operation '{op}'")
+
+    def demos(self, task, episodes, seed):
+        """Expert episodes of `task` from Meta-World's scripted policy; failures are dropped."""
+        expert = policy_for(task)
+        sim = self.sim(task)
+        rng = np.random.default_rng([seed, 1 << 20])
+        copy = Copy(self, 0)
+        copy.rng, lengths, dropped, arrays = rng, [], 0, []
+        for _ in range(episodes):
+            copy.task, copy.sim = task, sim
+            sim.set_variation(int(rng.integers(len(sim.variations))))
+            copy.obs, _ = sim.env.reset(seed=int(rng.integers(2**31)))
+            copy.t, copy.ret = 0, 0.0
+            obs, actions, rewards, won = [self.parts(copy)], [], [], False
+            while copy.t < self.cfg["max_steps"] and not won:
+                # The experts read the goal from the observation, which the benchmark hides.
+                seen = np.array(copy.obs, copy=True)
+                seen[-3:] = sim.env._get_pos_goal()
+                action = np.clip(expert.get_action(seen), -1, 1).astype(np.float32)
+                copy.obs, dense, _, _, info = sim.env.step(action)
+                copy.t += 1
+                won = bool(info["success"])
+                actions.append(action)
+                rewards.append(float(won) if self.cfg["reward"] == "sparse" else float(dense))
+                obs.append(self.parts(copy))
+            if not won:
+                dropped += 1
+                continue
+            k = len(lengths)
+            lengths.append(len(actions))
+            arrays += [(f"d{k}_{n}", v) for n, v in self.batch(obs)]
+            arrays += [(f"d{k}_actions", np.stack(actions)), (f"d{k}_rewards", np.array(rewards, dtype=np.float32))]
+        return {"lengths": lengths, "dropped": dropped}, arrays
+
+
+serve(Server().handle)

@@ -1,0 +1,415 @@
+//! `metaworld`: Meta-World 3.1.1 (Yu et al. 2019; MuJoCo) as a metarl env plugin.
+//!
+//! The simulator runs in a Python server (`python/metaworld_server.py`) behind metarl's
+//! simulator bridge (`metarl-sim-bridge`): one server per batched env, driving its `num_envs`
+//! copies in lockstep. This crate owns what the host sees: the task family and suites, the
+//! spaces, config checks, and the translation between the bridge's arrays and the ABI's
+//! buffers. A server that crashes or stops answering fails the call in one line with its last
+//! stderr lines; the next `reset` starts a new one.
+//!
+//! **Tasks** are Meta-World's 50 v3 tasks by name (`metaworld:pick-place`), with the suites
+//! `ml10-train`, `ml10-test`, `ml45-train`, `ml45-test` and `mt10` as named sets. Each episode
+//! draws one of the task's 50 goal variations (Meta-World's ML1 training variations).
+//!
+//! **Observations**, as named parts, for each of up to 3 cameras (`corner` by default; none
+//! renders nothing, for state-based use): `<cam>_rgb`
+//! (u8, size × size × 3), `<cam>_point_cloud` (f32, size × size × 3, world frame, back-projected
+//! from MuJoCo's metric depth; `point_clouds = false` leaves it out), `<cam>_intrinsics` (3 × 3:
+//! f = ½ size / tan(fovy / 2), principal point at the image centre, pixel centres at +½) and
+//! `<cam>_extrinsics` (4 × 4 camera-to-world in MuJoCo's camera convention: x right, y up, looking
+//! along −z); then `proprio` (hand xyz, gripper opening, time as step / max_steps) and, with
+//! `state = true`, Meta-World's 39-d `state`.
+//!
+//! **Actions**: Meta-World's own, `delta`, 4 floats in [−1, 1]: Δxyz of the hand (1 cm per unit)
+//! and the grip effort.
+//!
+//! **Rewards**: sparse success (1 on every step the task is solved, the study's setting) or
+//! Meta-World's dense reward (`reward = "dense"`). An episode ends when the task is solved
+//! (`terminate_on_success`, terminal) or after `max_steps` (at most Meta-World's 500,
+//! truncation, with the true last observation in `final_obs`).
+//!
+//! **Demonstrations** come from Meta-World's scripted experts (`metaworld.policies`): an expert
+//! episode that does not solve the task within `max_steps` is dropped and counted in the log,
+//! not returned.
+
+pub mod tasks;
+
+use std::time::Duration;
+
+use metarl_plugin_api::abi_stable::std_types::RVec;
+use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::parse_config;
+use metarl_sim_bridge::{find_python, Blob, Launch, Reply, Server};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// The server's source, appended to the bridge's Python side.
+const SERVER: &str = include_str!("../python/metaworld_server.py");
+/// Meta-World's own episode limit.
+const MAX_PATH_LENGTH: u32 = 500;
+/// Demonstrations, trials, and the true last observation of a truncated episode.
+const CAPS: Caps = Caps(Caps::ENV_DEMOS.0 | Caps::ENV_FINAL_OBS.0);
+/// Meta-World's cameras.
+pub const CAMERAS: [&str; 7] = ["topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV"];
+
+/// Config keys, all optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Up to 3 of [`CAMERAS`] (none: no rendering, a state-based env).
+    pub cameras: Vec<String>,
+    /// Image side in pixels.
+    pub size: u32,
+    /// Include each camera's world-frame point cloud.
+    pub point_clouds: bool,
+    /// Include Meta-World's 39-d state vector.
+    pub state: bool,
+    /// `sparse` (success, the study's) or `dense` (Meta-World's shaped reward).
+    pub reward: String,
+    /// End the episode (terminal) on the step the task is solved.
+    pub terminate_on_success: bool,
+    /// Steps after which an episode is truncated (at most 500).
+    pub max_steps: u32,
+    /// MuJoCo's OpenGL back-end for headless rendering: `egl` or `osmesa`.
+    pub mujoco_gl: String,
+    /// The Python to run the server with (default: `$METARL_PYTHON`, else the project venv's).
+    pub python: Option<String>,
+    /// Seconds to wait for any answer of the server before it is killed.
+    pub timeout_s: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cameras: vec!["corner".into()],
+            size: 64,
+            point_clouds: true,
+            state: false,
+            reward: "sparse".into(),
+            terminate_on_success: true,
+            max_steps: MAX_PATH_LENGTH,
+            mujoco_gl: "egl".into(),
+            python: None,
+            timeout_s: 120.0,
+        }
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<(), String> {
+        if self.cameras.len() > 3 {
+            return Err(format!("metaworld config: cameras must name at most 3 cameras, got {}", self.cameras.len()));
+        }
+        if let Some(c) = self.cameras.iter().find(|c| !CAMERAS.contains(&c.as_str())) {
+            return Err(format!("metaworld config: unknown camera '{c}' (Meta-World's cameras: {})", CAMERAS.join(", ")));
+        }
+        if !(16..=512).contains(&self.size) {
+            return Err(format!("metaworld config: size must be within 16..=512 pixels, got {}", self.size));
+        }
+        if self.reward != "sparse" && self.reward != "dense" {
+            return Err(format!("metaworld config: reward must be 'sparse' or 'dense', got '{}'", self.reward));
+        }
+        if self.max_steps == 0 || self.max_steps > MAX_PATH_LENGTH {
+            return Err(format!("metaworld config: max_steps must be within 1..={MAX_PATH_LENGTH}, got {}", self.max_steps));
+        }
+        if self.mujoco_gl != "egl" && self.mujoco_gl != "osmesa" {
+            return Err(format!("metaworld config: mujoco_gl must be 'egl' or 'osmesa', got '{}'", self.mujoco_gl));
+        }
+        if !(self.timeout_s > 0.0 && self.timeout_s.is_finite()) {
+            return Err("metaworld config: timeout_s must be a positive number of seconds".into());
+        }
+        Ok(())
+    }
+
+    /// The observation space of one env.
+    pub fn obs_space(&self) -> Space {
+        let s = self.size;
+        let mut parts = Vec::new();
+        for c in &self.cameras {
+            parts.push(Part::new(&format!("{c}_rgb"), Role::IMAGE, Dtype::U8, &[s, s, 3]));
+            if self.point_clouds {
+                parts.push(Part::new(&format!("{c}_point_cloud"), Role::POINT_CLOUD, Dtype::F32, &[s, s, 3]));
+            }
+            parts.push(Part::new(&format!("{c}_intrinsics"), Role::CAMERA_INTRINSICS, Dtype::F32, &[3, 3]));
+            parts.push(Part::new(&format!("{c}_extrinsics"), Role::CAMERA_EXTRINSICS, Dtype::F32, &[4, 4]));
+        }
+        parts.push(Part::new("proprio", Role::VECTOR, Dtype::F32, &[5]));
+        if self.state {
+            parts.push(Part::new("state", Role::VECTOR, Dtype::F32, &[39]));
+        }
+        Space::of(parts)
+    }
+
+    /// The action space of one env.
+    pub fn action_space(&self) -> Space {
+        Space::of(vec![Part { low: vec![-1.0; 4].into(), high: vec![1.0; 4].into(), ..Part::new("delta", Role::CONTINUOUS, Dtype::F32, &[4]) }])
+    }
+
+    /// What the server is told.
+    fn server_config(&self) -> Value {
+        json!({
+            "cameras": self.cameras, "size": self.size, "point_clouds": self.point_clouds, "state": self.state,
+            "reward": self.reward, "terminate_on_success": self.terminate_on_success, "max_steps": self.max_steps,
+        })
+    }
+}
+
+/// A batch of Meta-World envs served by one server process.
+pub struct MetaWorld {
+    cfg: Config,
+    launch: Launch,
+    server: Option<Server>,
+    tasks: Vec<u64>,
+    num_envs: usize,
+    obs: Space,
+    finished: Vec<EpisodeStat>,
+}
+
+fn invalid(msg: impl std::fmt::Display) -> PluginError {
+    PluginError::invalid(msg)
+}
+
+fn failed(msg: impl std::fmt::Display) -> PluginError {
+    PluginError::failed(msg)
+}
+
+impl MetaWorld {
+    /// Starts the server and builds every task's env in it, so bad names fail at once.
+    fn connect(&mut self) -> Result<&mut Server, PluginError> {
+        if self.server.as_ref().is_some_and(Server::alive) {
+            return Ok(self.server.as_mut().expect("checked"));
+        }
+        let mut server = Server::start(self.launch.clone()).map_err(failed)?;
+        let mut f = Map::new();
+        f.insert("config".into(), self.cfg.server_config());
+        f.insert("tasks".into(), json!(self.tasks.iter().map(|&t| tasks::TASKS[t as usize]).collect::<Vec<_>>()));
+        f.insert("num_envs".into(), json!(self.num_envs));
+        server.call("init", f, &[]).map_err(|e| failed(rendering_hint(&e, &self.cfg.mujoco_gl)))?;
+        Ok(self.server.insert(server))
+    }
+
+    fn call(&mut self, op: &str, fields: Map<String, Value>, arrays: &[Blob]) -> Result<Reply, PluginError> {
+        let gl = self.cfg.mujoco_gl.clone();
+        self.connect()?.call(op, fields, arrays).map_err(|e| failed(rendering_hint(&e, &gl)))
+    }
+
+    /// Copies the reply's `prefix`-named parts into `out` (rows `rows` of each part).
+    fn copy_parts(&self, reply: &Reply, prefix: &str, out: &mut [ArrayMut<'_>], rows: &[usize]) -> Result<(), PluginError> {
+        for (i, (part, dst)) in self.obs.parts.iter().zip(out.iter_mut()).enumerate() {
+            let src = reply.array(&format!("{prefix}part{i}")).map_err(failed)?;
+            let k = part.numel();
+            if src.len() != rows.len() * k {
+                return Err(failed(format!("metaworld server: part '{}' has {} values, expected {}", part.name, src.len(), rows.len() * k)));
+            }
+            match part.dtype {
+                Dtype::U8 => {
+                    let dst = dst.u8().ok_or_else(|| invalid(format!("part '{}' wants a u8 buffer", part.name)))?;
+                    for (j, &r) in rows.iter().enumerate() {
+                        dst[r * k..(r + 1) * k].copy_from_slice(&src.bytes[j * k..(j + 1) * k]);
+                    }
+                }
+                _ => {
+                    let dst = dst.f32().ok_or_else(|| invalid(format!("part '{}' wants an f32 buffer", part.name)))?;
+                    let v = src.to_f32().ok_or_else(|| failed(format!("metaworld server: part '{}' is not float", part.name)))?;
+                    for (j, &r) in rows.iter().enumerate() {
+                        dst[r * k..(r + 1) * k].copy_from_slice(&v[j * k..(j + 1) * k]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn task_ids(&self, reply: &Reply) -> Result<Vec<u64>, PluginError> {
+        let idx = reply.fields.get("tasks").and_then(|t| t.as_array()).ok_or_else(|| failed("metaworld server: no task list"))?;
+        idx.iter().map(|i| i.as_u64().and_then(|i| self.tasks.get(i as usize).copied()).ok_or_else(|| failed("metaworld server: bad task index"))).collect()
+    }
+}
+
+/// A rendering failure's message, with what to install or set.
+fn rendering_hint(e: &str, gl: &str) -> String {
+    let lower = e.to_lowercase();
+    if lower.contains("egl") || lower.contains("osmesa") || lower.contains("opengl") || lower.contains("gl context") {
+        format!(
+            "{e} (headless rendering with MUJOCO_GL={gl} failed: install Mesa's EGL (apt-get install libegl1 libgl1-mesa-dri) or OSMesa (apt-get install libosmesa6) and set mujoco_gl to match; .ci/setup installs both)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+impl Env for MetaWorld {
+    fn spec(&self) -> EnvSpec {
+        EnvSpec {
+            obs: self.obs.clone(),
+            action: self.cfg.action_space(),
+            num_envs: self.num_envs as u32,
+            max_episode_steps: self.cfg.max_steps,
+            caps: CAPS,
+        }
+    }
+
+    fn reset(&mut self, seed: u64, mut out: ResetBuffers<'_>) -> Result<(), PluginError> {
+        // A dead server (crashed, or killed after a timeout) is replaced here.
+        if self.server.as_ref().is_some_and(|s| !s.alive()) {
+            log::warn!("metaworld: starting a new server after the last one died");
+            self.server = None;
+        }
+        let mut f = Map::new();
+        f.insert("seed".into(), json!(seed));
+        let reply = self.call("reset", f, &[])?;
+        let rows: Vec<usize> = (0..self.num_envs).collect();
+        self.copy_parts(&reply, "", out.obs.as_mut_slice(), &rows)?;
+        let ids = self.task_ids(&reply)?;
+        out.task.copy_from_slice(&ids);
+        self.finished.clear();
+        Ok(())
+    }
+
+    fn step(&mut self, actions: Arrays<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
+        let n = self.num_envs;
+        let a = actions.first().and_then(|a| a.f32()).ok_or_else(|| invalid("metaworld actions are one part of 4 floats per env"))?;
+        if a.len() != n * 4 || a.iter().any(|x| !x.is_finite()) {
+            return Err(invalid(format!("metaworld actions: expected {} finite floats ({n} envs x 4), got {}", n * 4, a.len())));
+        }
+        let reply = self.call("step", Map::new(), &[Blob::f32("actions", &[n, 4], a)])?;
+        let rows: Vec<usize> = (0..n).collect();
+        self.copy_parts(&reply, "", out.obs.as_mut_slice(), &rows)?;
+        let final_rows: Vec<usize> = reply.fields.get("final_rows").and_then(|v| v.as_array()).map_or(Vec::new(), |v| v.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect());
+        if !final_rows.is_empty() && !out.final_obs.is_empty() {
+            self.copy_parts(&reply, "final_", out.final_obs.as_mut_slice(), &final_rows)?;
+        }
+        let flags = |name: &str| -> Result<Vec<u8>, PluginError> { Ok(reply.array(name).map_err(failed)?.bytes.clone()) };
+        out.reward.copy_from_slice(&reply.array("reward").map_err(failed)?.to_f32().ok_or_else(|| failed("bad rewards"))?);
+        out.terminated.copy_from_slice(&flags("terminated")?);
+        out.truncated.copy_from_slice(&flags("truncated")?);
+        let success = flags("success")?;
+        out.task_end.copy_from_slice(&vec![0; n]);
+        let ended: Vec<u8> = (0..n).map(|i| out.terminated[i] | out.truncated[i]).collect();
+        for i in 0..n {
+            out.success[i] = success[i] & ended[i];
+            out.task_end[i] = ended[i];
+        }
+        let ids = self.task_ids(&reply)?;
+        out.task.copy_from_slice(&ids);
+        for e in reply.fields.get("episodes").and_then(|v| v.as_array()).into_iter().flatten() {
+            let task = e["task"].as_u64().and_then(|i| self.tasks.get(i as usize).copied()).unwrap_or(0);
+            self.finished.push(EpisodeStat {
+                env: e["env"].as_u64().unwrap_or(0) as u32,
+                task,
+                ret: e["ret"].as_f64().unwrap_or(0.0) as f32,
+                len: e["len"].as_u64().unwrap_or(0) as u32,
+                success: e["success"].as_bool().unwrap_or(false),
+            });
+        }
+        Ok(())
+    }
+
+    fn take_episodes(&mut self) -> Vec<EpisodeStat> {
+        std::mem::take(&mut self.finished)
+    }
+
+    fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> Result<Vec<Trajectory>, PluginError> {
+        let name = *tasks::TASKS.get(task as usize).ok_or_else(|| invalid(format!("demos: task {task} is out of range")))?;
+        if !self.tasks.contains(&task) {
+            return Err(invalid(format!("demos: task '{name}' is not one of this env's tasks")));
+        }
+        let mut f = Map::new();
+        f.insert("task".into(), json!(name));
+        f.insert("episodes".into(), json!(episodes));
+        f.insert("seed".into(), json!(seed));
+        let reply = self.call("demos", f, &[])?;
+        let lengths: Vec<usize> = reply.fields["lengths"].as_array().into_iter().flatten().filter_map(|l| l.as_u64().map(|l| l as usize)).collect();
+        let dropped = reply.fields["dropped"].as_u64().unwrap_or(0);
+        if dropped > 0 {
+            log::warn!("metaworld: {dropped} of {episodes} expert episodes of '{name}' did not succeed and were dropped");
+        }
+        let mut out = Vec::new();
+        for (k, &len) in lengths.iter().enumerate() {
+            let mut obs = RVec::new();
+            for (i, part) in self.obs.parts.iter().enumerate() {
+                let b = reply.array(&format!("d{k}_part{i}")).map_err(failed)?;
+                if b.len() != (len + 1) * part.numel() {
+                    return Err(failed(format!("metaworld server: demo part '{}' has the wrong size", part.name)));
+                }
+                obs.push(match part.dtype {
+                    Dtype::U8 => Array::from_slice(&b.bytes),
+                    _ => Array::from_slice(&b.to_f32().ok_or_else(|| failed("bad demo observations"))?),
+                });
+            }
+            let actions = reply.array(&format!("d{k}_actions")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo actions"))?;
+            let rewards = reply.array(&format!("d{k}_rewards")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo rewards"))?;
+            out.push(Trajectory { task, obs, actions: vec![Array::from_slice(&actions)].into(), rewards: rewards.into(), success: true });
+        }
+        Ok(out)
+    }
+}
+
+/// The plugin.
+pub struct MetaWorldPlugin;
+
+impl PluginFactory for MetaWorldPlugin {
+    const KIND: PluginKind = PluginKind::ENV;
+
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            name: "metaworld".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::ENV,
+            description: "Meta-World 3.1.1 on MuJoCo (Python server): camera RGB, point clouds, proprioception, sparse success, expert demos".into(),
+            caps: CAPS,
+            families: vec![TaskFamily {
+                name: tasks::FAMILY.into(),
+                description: "Meta-World's 50 v3 manipulation tasks, each with 50 goal variations".into(),
+                tasks: TaskSet::named(&tasks::TASKS),
+            }]
+            .into(),
+            requires: Caps::NONE,
+        }
+    }
+
+    fn task_sets() -> Vec<NamedTaskSet> {
+        tasks::suites().into_iter().map(|(s, ids)| NamedTaskSet::new(tasks::FAMILY, s.name, s.description, ids)).collect()
+    }
+
+    fn new_env(req: &EnvRequest) -> Result<Box<dyn Env>, PluginError> {
+        Ok(Box::new(MetaWorld::open(req)?))
+    }
+}
+
+impl MetaWorld {
+    /// Checks the request and config, starts the server and builds every task's env in it.
+    pub fn open(req: &EnvRequest) -> Result<MetaWorld, PluginError> {
+        let cfg: Config = parse_config("metaworld", &req.config)?;
+        cfg.check().map_err(invalid)?;
+        if req.family.as_str() != tasks::FAMILY {
+            return Err(invalid(format!("unknown task family '{}' (valid: {})", req.family, tasks::FAMILY)));
+        }
+        if req.trials != 1 {
+            return Err(invalid("metaworld plays one episode per sampled task (trials must be 1)"));
+        }
+        let tasks: Vec<u64> = if req.tasks.is_empty() { (0..tasks::TASKS.len() as u64).collect() } else { req.tasks.to_vec() };
+        if let Some(t) = tasks.iter().find(|&&t| t as usize >= tasks::TASKS.len()) {
+            return Err(invalid(format!("task {t} is out of range (Meta-World has {})", tasks::TASKS.len())));
+        }
+        let python = find_python(cfg.python.as_deref(), "metaworld").map_err(|e| invalid(format!("metaworld: {e}")))?;
+        let launch = Launch {
+            name: "metaworld".into(),
+            python,
+            source: SERVER.into(),
+            env: vec![("MUJOCO_GL".into(), cfg.mujoco_gl.clone()), ("PYOPENGL_PLATFORM".into(), cfg.mujoco_gl.clone())],
+            timeout: Duration::from_secs_f64(cfg.timeout_s),
+        };
+        let obs = cfg.obs_space();
+        let mut env = MetaWorld { cfg, launch, server: None, tasks, num_envs: req.num_envs.max(1) as usize, obs, finished: Vec::new() };
+        env.connect()?;
+        Ok(env)
+    }
+
+    /// The process id of the server, while one runs.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().filter(|s| s.alive()).map(Server::pid)
+    }
+}
+
+metarl_plugin_api::export_plugin!(MetaWorldPlugin);

@@ -1,0 +1,221 @@
+//! The Meta-World plugin against Meta-World itself, through the real server and Python.
+
+use metarl_env_metaworld::MetaWorldPlugin;
+use metarl_plugin_api::prelude::*;
+use metarl_plugin_kit::buf::{Data, SpaceBuf};
+use std::path::PathBuf;
+
+fn python() -> PathBuf {
+    metarl_sim_bridge::find_python(None, "metaworld").expect("the project venv with metaworld: run .ci/setup")
+}
+
+fn env(tasks: Vec<u64>, num_envs: u32, config: &str) -> Box<dyn Env> {
+    let req = EnvRequest { family: "metaworld".into(), tasks: tasks.into(), num_envs, trials: 1, seed: 0, threads: 1, config: config.into() };
+    MetaWorldPlugin::new_env(&req).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn task(name: &str) -> u64 {
+    metarl_env_metaworld::tasks::index(name).unwrap()
+}
+
+struct Out {
+    obs: SpaceBuf,
+    final_obs: SpaceBuf,
+    reward: Vec<f32>,
+    terminated: Vec<u8>,
+    truncated: Vec<u8>,
+    success: Vec<u8>,
+    task_end: Vec<u8>,
+    task: Vec<u64>,
+}
+
+impl Out {
+    fn new(spec: &EnvSpec) -> Out {
+        let n = spec.num_envs as usize;
+        Out {
+            obs: SpaceBuf::zeros(&spec.obs, n),
+            final_obs: SpaceBuf::zeros(&spec.obs, n),
+            reward: vec![0.0; n],
+            terminated: vec![0; n],
+            truncated: vec![0; n],
+            success: vec![0; n],
+            task_end: vec![0; n],
+            task: vec![0; n],
+        }
+    }
+    fn reset(&mut self, e: &mut dyn Env, seed: u64) -> Result<(), PluginError> {
+        let mut obs = self.obs.views_mut();
+        e.reset(seed, ResetBuffers { obs: obs.as_mut_slice().into(), task: self.task.as_mut_slice().into() })
+    }
+    fn step(&mut self, e: &mut dyn Env, actions: &[f32]) -> Result<(), PluginError> {
+        let mut obs = self.obs.views_mut();
+        let mut fin = self.final_obs.views_mut();
+        let a = [ArrayRef::new(actions)];
+        e.step(
+            a.as_slice().into(),
+            StepBuffers {
+                obs: obs.as_mut_slice().into(),
+                final_obs: fin.as_mut_slice().into(),
+                reward: self.reward.as_mut_slice().into(),
+                terminated: self.terminated.as_mut_slice().into(),
+                truncated: self.truncated.as_mut_slice().into(),
+                success: self.success.as_mut_slice().into(),
+                task_end: self.task_end.as_mut_slice().into(),
+                task: self.task.as_mut_slice().into(),
+            },
+        )
+    }
+    fn u8(&self, part: usize) -> &[u8] {
+        match &self.obs.parts[part] {
+            Data::U8(v) => v,
+            _ => panic!("part {part} is not u8"),
+        }
+    }
+    fn f32(&self, part: usize) -> &[f32] {
+        match &self.obs.parts[part] {
+            Data::F32(v) => v,
+            _ => panic!("part {part} is not f32"),
+        }
+    }
+}
+
+/// The same episode played in Python against Meta-World directly: the server's sampling
+/// rule written out again (task, then goal variation, then the reset seed, from
+/// `default_rng([seed, copy])`), its renderer settings, and the same actions. Prints the
+/// frames and hand positions as raw bytes to stdout.
+const REFERENCE: &str = r#"
+import os, sys
+os.environ["MUJOCO_GL"] = "egl"
+import metaworld, mujoco, numpy as np
+task, seed, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng([seed, 0])
+rng.integers(1)  # the task draw, from a one-task list
+env = metaworld.ALL_V3_ENVIRONMENTS[task + "-v3"]()
+variations = metaworld.ML1(task + "-v3", seed=0).train_tasks
+env.set_task(variations[int(rng.integers(len(variations)))])
+obs, _ = env.reset(seed=int(rng.integers(2**31)))
+r = mujoco.Renderer(env.model, 64, 64)
+def frame():
+    r.update_scene(env.data, camera="corner")
+    for f in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+        r.scene.flags[f] = 0
+    return r.render()
+out = [frame().tobytes(), obs[:3].astype(np.float32).tobytes()]
+for t in range(steps):
+    a = np.array([np.sin(t / 3.0), np.cos(t / 5.0), -0.3, 0.5], dtype=np.float32)
+    obs, _, _, _, info = env.step(a)
+    out += [frame().tobytes(), obs[:3].astype(np.float32).tobytes(), bytes([int(info["success"])])]
+sys.stdout.buffer.write(b"".join(out))
+"#;
+
+#[test]
+fn frames_hand_positions_and_success_match_metaworld_in_python() {
+    let steps = 12;
+    let mut e = env(vec![task("reach")], 1, "point_clouds = false");
+    let mut out = Out::new(&e.spec());
+    out.reset(e.as_mut(), 7).unwrap();
+    let frame = 64 * 64 * 3;
+    let mut ours = out.u8(0).to_vec();
+    ours.extend(out.f32(3)[..3].iter().flat_map(|x| x.to_le_bytes()));
+    for t in 0..steps {
+        // Computed in f64 and rounded once, as numpy does.
+        let a = [(t as f64 / 3.0).sin() as f32, (t as f64 / 5.0).cos() as f32, -0.3, 0.5];
+        out.step(e.as_mut(), &a).unwrap();
+        ours.extend_from_slice(out.u8(0));
+        ours.extend(out.f32(3)[..3].iter().flat_map(|x| x.to_le_bytes()));
+        ours.push(out.reward[0] as u8); // sparse reward = success
+    }
+    let o = std::process::Command::new(python()).args(["-c", REFERENCE, "reach", "7", &steps.to_string()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theirs = o.stdout;
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours.len(), (frame + 12) + steps * (frame + 12 + 1));
+    // Frames and hand positions byte for byte (f64 hand positions rounded to f32 on both sides).
+    assert!(ours == theirs, "the plugin's episode differs from Meta-World's");
+}
+
+#[test]
+fn point_clouds_put_the_object_where_it_is() {
+    // pick-place's puck (about 2 cm across), seen by the corner camera at 128 px: some point of
+    // the cloud lies within 3 cm of its centre, which the state vector gives (obs[4:7]).
+    let mut e = env(vec![task("pick-place")], 1, "size = 128\nstate = true");
+    let mut out = Out::new(&e.spec());
+    out.reset(e.as_mut(), 3).unwrap();
+    let (cloud, k, ext, state) = (out.f32(1), out.f32(2), out.f32(3), out.f32(5));
+    let obj = [state[4], state[5], state[6]];
+    let nearest = cloud.chunks_exact(3).map(|p| ((p[0] - obj[0]).powi(2) + (p[1] - obj[1]).powi(2) + (p[2] - obj[2]).powi(2)).sqrt()).fold(f32::INFINITY, f32::min);
+    assert!(nearest < 0.03, "nearest cloud point {nearest} m from the object");
+    // The intrinsics: f = 64 / tan(22.5°) for a 45° field of view, principal point at 64.
+    assert!((k[0] - 64.0 / (22.5f32).to_radians().tan()).abs() < 1e-3 && k[2] == 64.0 && k[5] == 64.0 && k[8] == 1.0, "{k:?}");
+    // The extrinsics are a rigid transform: orthonormal rotation, last row 0 0 0 1.
+    let r = |i: usize, j: usize| ext[i * 4 + j];
+    for i in 0..3 {
+        let norm: f32 = (0..3).map(|j| r(i, j).powi(2)).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+    assert_eq!(&ext[12..], &[0.0, 0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn experts_demonstrate_and_a_killed_server_is_reported_then_replaced() {
+    let req = EnvRequest {
+        family: "metaworld".into(),
+        tasks: vec![task("reach")].into(),
+        num_envs: 1,
+        trials: 1,
+        seed: 0,
+        threads: 1,
+        config: "point_clouds = false\nmax_steps = 200".into(),
+    };
+    let mut e = metarl_env_metaworld::MetaWorld::open(&req).unwrap();
+    let demos = e.demos(task("reach"), 2, 5).unwrap();
+    assert_eq!(demos.len(), 2, "reach's expert succeeds");
+    for d in &demos {
+        let len = d.rewards.len();
+        assert!(d.success && len > 0 && len <= 200 && d.rewards[len - 1] == 1.0);
+        assert_eq!(d.obs[0].as_ref().len(), (len + 1) * 64 * 64 * 3);
+        assert_eq!(d.actions[0].as_ref().len(), len * 4);
+    }
+    let mut out = Out::new(&e.spec());
+    out.reset(&mut e, 1).unwrap();
+    let pid = e.server_pid().unwrap();
+    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let err = out.step(&mut e, &[0.0; 4]).unwrap_err();
+    assert!(err.message.contains(&format!("metaworld server (pid {pid}) exited during 'step' (signal 9)")), "{}", err.message);
+    assert!(e.server_pid().is_none());
+    // The next reset starts a new server.
+    out.reset(&mut e, 1).unwrap();
+    assert!(e.server_pid().is_some_and(|p| p != pid));
+    out.step(&mut e, &[0.0; 4]).unwrap();
+}
+
+#[test]
+fn osmesa_renders_the_same_frame_and_no_camera_renders_nothing() {
+    let frame = |gl: &str| {
+        let mut e = env(vec![task("reach")], 1, &format!("point_clouds = false\nmujoco_gl = \"{gl}\""));
+        let mut out = Out::new(&e.spec());
+        out.reset(e.as_mut(), 2).unwrap();
+        out.u8(0).to_vec()
+    };
+    let (egl, osmesa) = (frame("egl"), frame("osmesa"));
+    assert!(egl.iter().any(|&p| p > 0));
+    // Both are Mesa's software rasteriser; allow a grey level of difference.
+    let differ = egl.iter().zip(&osmesa).filter(|(a, b)| a.abs_diff(**b) > 1).count();
+    assert!(differ * 100 < egl.len(), "{differ} of {} values differ by more than 1", egl.len());
+    let e = env(vec![task("reach")], 1, "cameras = []\nstate = true");
+    let names: Vec<String> = e.spec().obs.parts.iter().map(|p| p.name.to_string()).collect();
+    assert_eq!(names, ["proprio", "state"]);
+}
+
+#[test]
+fn bad_config_is_one_line_naming_the_key() {
+    let req = |config: &str| EnvRequest { family: "metaworld".into(), tasks: vec![0].into(), num_envs: 1, trials: 1, seed: 0, threads: 1, config: config.into() };
+    let e = MetaWorldPlugin::new_env(&req("cameras = [\"nose\"]")).err().unwrap();
+    assert!(e.message.contains("unknown camera 'nose' (Meta-World's cameras: topview, corner"), "{}", e.message);
+    let e = MetaWorldPlugin::new_env(&req("max_steps = 501")).err().unwrap();
+    assert!(e.message.contains("max_steps must be within 1..=500"), "{}", e.message);
+    let e = MetaWorldPlugin::new_env(&req("colour = 1")).err().unwrap();
+    assert!(e.message.contains("colour"), "{}", e.message);
+}
+
