@@ -7,6 +7,11 @@
 # MuJoCo's metric depth, and the camera matrices; proprioception (hand xyz, gripper opening,
 # time); optionally Meta-World's 39-d state. Rendering is headless (MUJOCO_GL) with shadows,
 # reflections and the skybox off.
+#
+# Two action modes: Meta-World's own (4 floats: hand delta and grip effort, one physics step
+# each), and keyframes (a target hand position and a gripper command: a P-controller drives
+# the hand there over up to `keyframe_steps` physics steps, C2F-ARM's analogue of RLBench's
+# EndEffectorPoseViaPlanning).
 
 import os
 
@@ -17,6 +22,15 @@ from metaworld import policies
 
 OFF_FLAGS = (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX)
 VARIATION_SEED = 0  # Meta-World's goal variations: ML1(task, seed=0).train_tasks
+# The keyframe controller's gain: full speed (1 cm a step) down to 2 cm from the target, then
+# half the remaining distance a step. The experts' own gain of 10 leaves a hand centimetres
+# short after 30 steps (the mocap weld lags), which fails reach's replays at its 5 cm radius.
+KEYFRAME_GAIN = 50.0
+
+
+def move(hand, target, p=10.0):
+    """The experts' P-controller: hand delta towards `target`, one unit = 1 cm, clipped."""
+    return np.clip((np.asarray(target) - hand) * p, -1.0, 1.0)
 
 
 def policy_for(task):
@@ -141,9 +155,12 @@ class Server:
             act = a["actions"]
             rewards, terminated, truncated, success, episodes, final_rows, finals = [], [], [], [], [], [], []
             for i, c in enumerate(self.copies):
-                c.obs, dense, _, _, info = c.sim.env.step(act[i])
+                if self.cfg["action_mode"] == "keyframe":
+                    dense, won = self.to_keyframe(c.sim, c, act[i][:3], act[i][3] > 0.5)
+                else:
+                    c.obs, dense, _, _, info = c.sim.env.step(act[i])
+                    won = bool(info["success"])
                 c.t += 1
-                won = bool(info["success"])
                 r = float(won) if self.cfg["reward"] == "sparse" else float(dense)
                 c.ret += r
                 term = won and self.cfg["terminate_on_success"]
@@ -171,8 +188,60 @@ class Server:
             return self.demos(h["task"], h["episodes"], h["seed"])
         raise ValueError(f"unknown operation '{op}'")
 
+    def to_keyframe(self, sim, copy, target, close):
+        """One keyframe action: physics steps towards `target` with the gripper closed (or
+        open) until the hand is within 5 mm and the fingers have stopped moving, or after
+        `keyframe_steps`. Returns the last dense reward and whether the task was solved."""
+        grab = 1.0 if close else -1.0
+        dense, won, last_grip = 0.0, False, None
+        for k in range(self.cfg["keyframe_steps"]):
+            hand = copy.obs[:3]
+            action = np.append(move(hand, target, KEYFRAME_GAIN), grab).astype(np.float32)
+            copy.obs, dense, _, _, info = sim.env.step(action)
+            won = won or bool(info["success"])
+            if won and self.cfg["terminate_on_success"]:
+                break
+            grip = copy.obs[3]
+            settled = last_grip is not None and abs(grip - last_grip) < 2e-3
+            if k >= 2 and settled and np.linalg.norm(copy.obs[:3] - target) < 5e-3:
+                break
+            last_grip = grip
+        return float(dense), won
+
+    @staticmethod
+    def keyframes(expert, states, grabs):
+        """Keyframes of an expert episode: where its waypoint switches (its desired position
+        jumps by more than 2 cm), where its fingers settle after a grasp or release, and the
+        last step; each as (hand position, gripper closed)."""
+        desired = getattr(expert, "_desired_pos", None)
+        marks, prev_goal, pending = [], None, None
+        for t in range(1, len(states)):
+            if desired is not None:
+                goal = np.asarray(desired(expert._parse_obs(states[t])))
+                if prev_goal is not None and np.linalg.norm(goal - prev_goal) > 0.02:
+                    marks.append(t)
+                prev_goal = goal
+            # grabs[t - 1] is the command that led to state t; the gripper starts open.
+            before = grabs[t - 2] if t >= 2 else False
+            if grabs[t - 1] != before:
+                pending = t
+            elif pending is not None and abs(states[t][3] - states[t - 1][3]) < 2e-3:
+                marks.append(t)
+                pending = None
+        marks.append(len(states) - 1)
+        out = []
+        for t in sorted(set(marks)):
+            k = (np.array(states[t][:3], dtype=np.float64), bool(grabs[t - 1]))
+            if out and np.linalg.norm(out[-1][0] - k[0]) < 0.01 and out[-1][1] == k[1]:
+                continue
+            out.append(k)
+        return out
+
     def demos(self, task, episodes, seed):
-        """Expert episodes of `task` from Meta-World's scripted policy; failures are dropped."""
+        """Expert episodes of `task` from Meta-World's scripted policy, in the env's action
+        mode; an episode that fails (or whose keyframes fail on replay) is dropped."""
+        if self.cfg["action_mode"] == "keyframe":
+            return self.keyframe_demos(task, episodes, seed)
         expert = policy_for(task)
         sim = self.sim(task)
         rng = np.random.default_rng([seed, 1 << 20])
@@ -205,4 +274,54 @@ class Server:
         return {"lengths": lengths, "dropped": dropped}, arrays
 
 
+def _keyframe_demos(self, task, episodes, seed):
+    expert = policy_for(task)
+    sim = self.sim(task)
+    rng = np.random.default_rng([seed, 1 << 20])
+    lengths, dropped, replay_failed, arrays = [], 0, 0, []
+    for _ in range(episodes):
+        variation, reset_seed = int(rng.integers(len(sim.variations))), int(rng.integers(2**31))
+        # 1. The expert, natively and without rendering.
+        sim.set_variation(variation)
+        obs, _ = sim.env.reset(seed=reset_seed)
+        states, grabs, won = [obs], [], False
+        while len(grabs) < 500 and not won:
+            seen = np.array(obs, copy=True)
+            seen[-3:] = sim.env._get_pos_goal()
+            a = np.clip(expert.get_action(seen), -1, 1).astype(np.float32)
+            obs, _, _, _, info = sim.env.step(a)
+            states.append(obs)
+            grabs.append(a[3] > 0)
+            won = bool(info["success"])
+        if not won:
+            dropped += 1
+            continue
+        keys = Server.keyframes(expert, states, grabs)[: self.cfg["max_steps"]]
+        # 2. Its keyframes, replayed from the same start with the keyframe controller.
+        sim.set_variation(variation)
+        copy = Copy(self, 0)
+        copy.task, copy.sim = task, sim
+        copy.obs, _ = sim.env.reset(seed=reset_seed)
+        copy.t, won = 0, False
+        seen_obs, actions, rewards = [self.parts(copy)], [], []
+        for target, close in keys:
+            dense, won = self.to_keyframe(sim, copy, target, close)
+            copy.t += 1
+            actions.append(np.append(target, float(close)).astype(np.float32))
+            rewards.append(float(won) if self.cfg["reward"] == "sparse" else dense)
+            seen_obs.append(self.parts(copy))
+            if won:
+                break
+        if not won:
+            dropped += 1
+            replay_failed += 1
+            continue
+        k = len(lengths)
+        lengths.append(len(actions))
+        arrays += [(f"d{k}_{n}", v) for n, v in self.batch(seen_obs)]
+        arrays += [(f"d{k}_actions", np.stack(actions)), (f"d{k}_rewards", np.array(rewards, dtype=np.float32))]
+    return {"lengths": lengths, "dropped": dropped, "replay_failed": replay_failed}, arrays
+
+
+Server.keyframe_demos = _keyframe_demos
 serve(Server().handle)

@@ -20,8 +20,16 @@
 //! along −z); then `proprio` (hand xyz, gripper opening, time as step / max_steps) and, with
 //! `state = true`, Meta-World's 39-d `state`.
 //!
-//! **Actions**: Meta-World's own, `delta`, 4 floats in [−1, 1]: Δxyz of the hand (1 cm per unit)
-//! and the grip effort.
+//! **Actions** (`action_mode`):
+//! - `native`: Meta-World's own, `delta`, 4 floats in [−1, 1]: Δxyz of the hand (1 cm per unit)
+//!   and the grip effort; one physics step each; episodes of up to 500 steps;
+//! - `keyframe`: C2F-ARM's analogue of RLBench's `EndEffectorPoseViaPlanning`: `target`, a
+//!   hand position within Meta-World's reach ([−0.5, 0.4, 0.05] to [0.5, 1.0, 0.5]), and
+//!   `gripper` (0 open, 1 closed). The server's P-controller (gain 50: full speed, 1 cm a step,
+//!   down to 2 cm away, then half the distance a step) drives the hand there over up to
+//!   `keyframe_steps` physics steps (50), stopping once within 5 mm with the fingers still;
+//!   episodes of `max_steps` such macro-steps (10 by default). The
+//!   hand's orientation is fixed in Meta-World, so a keyframe has no rotation.
 //!
 //! **Rewards**: sparse success (1 on every step the task is solved, the study's setting) or
 //! Meta-World's dense reward (`reward = "dense"`). An episode ends when the task is solved
@@ -30,7 +38,10 @@
 //!
 //! **Demonstrations** come from Meta-World's scripted experts (`metaworld.policies`): an expert
 //! episode that does not solve the task within `max_steps` is dropped and counted in the log,
-//! not returned.
+//! not returned. In keyframe mode the expert plays natively (without rendering), its keyframes
+//! are taken where its waypoint switches (its desired position jumps by more than 2 cm), where
+//! its fingers settle after a grasp or release, and at its last step, and the demo is their
+//! replay with the keyframe controller from the same start; a replay that fails is dropped.
 
 pub mod tasks;
 
@@ -49,6 +60,10 @@ const SERVER: &str = include_str!("../python/metaworld_server.py");
 const MAX_PATH_LENGTH: u32 = 500;
 /// Demonstrations, trials, and the true last observation of a truncated episode.
 const CAPS: Caps = Caps(Caps::ENV_DEMOS.0 | Caps::ENV_FINAL_OBS.0);
+/// The hand's reach in every Meta-World task (`mocap_low`, `mocap_high`): a keyframe's bounds.
+const REACH_LOW: [f32; 3] = [-0.5, 0.4, 0.05];
+/// See [`REACH_LOW`].
+const REACH_HIGH: [f32; 3] = [0.5, 1.0, 0.5];
 /// Meta-World's cameras.
 pub const CAMERAS: [&str; 7] = ["topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV"];
 
@@ -68,8 +83,14 @@ pub struct Config {
     pub reward: String,
     /// End the episode (terminal) on the step the task is solved.
     pub terminate_on_success: bool,
-    /// Steps after which an episode is truncated (at most 500).
-    pub max_steps: u32,
+    /// Steps (macro-steps in keyframe mode) after which an episode is truncated (default: 500
+    /// native, Meta-World's own limit; 10 keyframes).
+    pub max_steps: Option<u32>,
+    /// `native` (Meta-World's 4-d hand delta and grip) or `keyframe` (a target hand position and
+    /// a gripper command, reached by a controller).
+    pub action_mode: String,
+    /// Keyframe mode: physics steps a keyframe may take at most.
+    pub keyframe_steps: u32,
     /// MuJoCo's OpenGL back-end for headless rendering: `egl` or `osmesa`.
     pub mujoco_gl: String,
     /// The Python to run the server with (default: `$METARL_PYTHON`, else the project venv's).
@@ -87,7 +108,9 @@ impl Default for Config {
             state: false,
             reward: "sparse".into(),
             terminate_on_success: true,
-            max_steps: MAX_PATH_LENGTH,
+            max_steps: None,
+            action_mode: "native".into(),
+            keyframe_steps: 50,
             mujoco_gl: "egl".into(),
             python: None,
             timeout_s: 120.0,
@@ -109,8 +132,19 @@ impl Config {
         if self.reward != "sparse" && self.reward != "dense" {
             return Err(format!("metaworld config: reward must be 'sparse' or 'dense', got '{}'", self.reward));
         }
-        if self.max_steps == 0 || self.max_steps > MAX_PATH_LENGTH {
-            return Err(format!("metaworld config: max_steps must be within 1..={MAX_PATH_LENGTH}, got {}", self.max_steps));
+        match self.action_mode.as_str() {
+            "native" if self.max_steps() > MAX_PATH_LENGTH || self.max_steps() == 0 => {
+                return Err(format!("metaworld config: max_steps must be within 1..={MAX_PATH_LENGTH}, got {}", self.max_steps()));
+            }
+            "keyframe" if self.keyframe_steps == 0 || self.max_steps() == 0 || self.max_steps() * self.keyframe_steps > MAX_PATH_LENGTH => {
+                return Err(format!(
+                    "metaworld config: max_steps x keyframe_steps must be within 1..={MAX_PATH_LENGTH} (Meta-World's limit of physics steps), got {} x {}",
+                    self.max_steps(),
+                    self.keyframe_steps
+                ));
+            }
+            "native" | "keyframe" => {}
+            other => return Err(format!("metaworld config: action_mode must be 'native' or 'keyframe', got '{other}'")),
         }
         if self.mujoco_gl != "egl" && self.mujoco_gl != "osmesa" {
             return Err(format!("metaworld config: mujoco_gl must be 'egl' or 'osmesa', got '{}'", self.mujoco_gl));
@@ -119,6 +153,11 @@ impl Config {
             return Err("metaworld config: timeout_s must be a positive number of seconds".into());
         }
         Ok(())
+    }
+
+    /// Steps (or keyframes) per episode.
+    pub fn max_steps(&self) -> u32 {
+        self.max_steps.unwrap_or(if self.action_mode == "keyframe" { 10 } else { MAX_PATH_LENGTH })
     }
 
     /// The observation space of one env.
@@ -142,6 +181,12 @@ impl Config {
 
     /// The action space of one env.
     pub fn action_space(&self) -> Space {
+        if self.action_mode == "keyframe" {
+            return Space::of(vec![
+                Part { low: REACH_LOW.to_vec().into(), high: REACH_HIGH.to_vec().into(), ..Part::new("target", Role::POSE, Dtype::F32, &[3]) },
+                Part { choices: 2, ..Part::new("gripper", Role::DISCRETE, Dtype::I32, &[]) },
+            ]);
+        }
         Space::of(vec![Part { low: vec![-1.0; 4].into(), high: vec![1.0; 4].into(), ..Part::new("delta", Role::CONTINUOUS, Dtype::F32, &[4]) }])
     }
 
@@ -149,7 +194,8 @@ impl Config {
     fn server_config(&self) -> Value {
         json!({
             "cameras": self.cameras, "size": self.size, "point_clouds": self.point_clouds, "state": self.state,
-            "reward": self.reward, "terminate_on_success": self.terminate_on_success, "max_steps": self.max_steps,
+            "reward": self.reward, "terminate_on_success": self.terminate_on_success, "max_steps": self.max_steps(),
+            "action_mode": self.action_mode, "keyframe_steps": self.keyframe_steps,
         })
     }
 }
@@ -220,6 +266,33 @@ impl MetaWorld {
         Ok(())
     }
 
+    /// The batch's actions as the server takes them: 4 floats per env (the hand delta and grip,
+    /// or the keyframe's target and 0/1 gripper).
+    fn server_actions(&self, actions: &Arrays<'_>) -> Result<Vec<f32>, PluginError> {
+        let n = self.num_envs;
+        if self.cfg.action_mode == "keyframe" {
+            let (Some(t), Some(g)) = (actions.first().and_then(|a| a.f32()), actions.get(1).and_then(|a| a.i32())) else {
+                return Err(invalid("metaworld keyframe actions are two parts: target (3 floats) and gripper (0 or 1) per env"));
+            };
+            if t.len() != n * 3 || g.len() != n || t.iter().any(|x| !x.is_finite()) || g.iter().any(|&x| x != 0 && x != 1) {
+                return Err(invalid(format!("metaworld keyframe actions: expected {n} finite targets of 3 and {n} gripper values of 0 or 1")));
+            }
+            let mut out = Vec::with_capacity(n * 4);
+            for i in 0..n {
+                for (j, (lo, hi)) in REACH_LOW.iter().zip(REACH_HIGH).enumerate() {
+                    out.push(t[i * 3 + j].clamp(*lo, hi));
+                }
+                out.push(g[i] as f32);
+            }
+            return Ok(out);
+        }
+        let a = actions.first().and_then(|a| a.f32()).ok_or_else(|| invalid("metaworld actions are one part of 4 floats per env"))?;
+        if a.len() != n * 4 || a.iter().any(|x| !x.is_finite()) {
+            return Err(invalid(format!("metaworld actions: expected {} finite floats ({n} envs x 4), got {}", n * 4, a.len())));
+        }
+        Ok(a.to_vec())
+    }
+
     fn task_ids(&self, reply: &Reply) -> Result<Vec<u64>, PluginError> {
         let idx = reply.fields.get("tasks").and_then(|t| t.as_array()).ok_or_else(|| failed("metaworld server: no task list"))?;
         idx.iter().map(|i| i.as_u64().and_then(|i| self.tasks.get(i as usize).copied()).ok_or_else(|| failed("metaworld server: bad task index"))).collect()
@@ -244,7 +317,7 @@ impl Env for MetaWorld {
             obs: self.obs.clone(),
             action: self.cfg.action_space(),
             num_envs: self.num_envs as u32,
-            max_episode_steps: self.cfg.max_steps,
+            max_episode_steps: self.cfg.max_steps(),
             caps: CAPS,
         }
     }
@@ -268,11 +341,8 @@ impl Env for MetaWorld {
 
     fn step(&mut self, actions: Arrays<'_>, mut out: StepBuffers<'_>) -> Result<(), PluginError> {
         let n = self.num_envs;
-        let a = actions.first().and_then(|a| a.f32()).ok_or_else(|| invalid("metaworld actions are one part of 4 floats per env"))?;
-        if a.len() != n * 4 || a.iter().any(|x| !x.is_finite()) {
-            return Err(invalid(format!("metaworld actions: expected {} finite floats ({n} envs x 4), got {}", n * 4, a.len())));
-        }
-        let reply = self.call("step", Map::new(), &[Blob::f32("actions", &[n, 4], a)])?;
+        let a = self.server_actions(&actions)?;
+        let reply = self.call("step", Map::new(), &[Blob::f32("actions", &[n, 4], &a)])?;
         let rows: Vec<usize> = (0..n).collect();
         self.copy_parts(&reply, "", out.obs.as_mut_slice(), &rows)?;
         let final_rows: Vec<usize> = reply.fields.get("final_rows").and_then(|v| v.as_array()).map_or(Vec::new(), |v| v.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect());
@@ -321,8 +391,11 @@ impl Env for MetaWorld {
         let reply = self.call("demos", f, &[])?;
         let lengths: Vec<usize> = reply.fields["lengths"].as_array().into_iter().flatten().filter_map(|l| l.as_u64().map(|l| l as usize)).collect();
         let dropped = reply.fields["dropped"].as_u64().unwrap_or(0);
+        let replays = reply.fields.get("replay_failed").and_then(|v| v.as_u64()).unwrap_or(0);
         if dropped > 0 {
-            log::warn!("metaworld: {dropped} of {episodes} expert episodes of '{name}' did not succeed and were dropped");
+            log::warn!(
+                "metaworld: {dropped} of {episodes} expert episodes of '{name}' were dropped ({replays} of them solved natively but not when replayed as keyframes)"
+            );
         }
         let mut out = Vec::new();
         for (k, &len) in lengths.iter().enumerate() {
@@ -339,7 +412,15 @@ impl Env for MetaWorld {
             }
             let actions = reply.array(&format!("d{k}_actions")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo actions"))?;
             let rewards = reply.array(&format!("d{k}_rewards")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo rewards"))?;
-            out.push(Trajectory { task, obs, actions: vec![Array::from_slice(&actions)].into(), rewards: rewards.into(), success: true });
+            let actions: RVec<Array> = if self.cfg.action_mode == "keyframe" {
+                // Rows of (target xyz, gripper) into the two parts.
+                let target: Vec<f32> = actions.chunks_exact(4).flat_map(|r| r[..3].to_vec()).collect();
+                let gripper: Vec<i32> = actions.chunks_exact(4).map(|r| r[3].round() as i32).collect();
+                vec![Array::from_slice(&target), Array::from_slice(&gripper)].into()
+            } else {
+                vec![Array::from_slice(&actions)].into()
+            };
+            out.push(Trajectory { task, obs, actions, rewards: rewards.into(), success: true });
         }
         Ok(out)
     }
