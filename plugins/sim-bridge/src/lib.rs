@@ -102,6 +102,9 @@ impl Reply {
     }
 }
 
+/// A frame as read: the header's fields and the arrays.
+pub type Frame = (Map<String, Value>, Vec<Blob>);
+
 /// Writes one frame.
 pub fn write_frame(w: &mut impl Write, mut header: Map<String, Value>, arrays: &[Blob]) -> std::io::Result<()> {
     let specs: Vec<Value> =
@@ -117,7 +120,7 @@ pub fn write_frame(w: &mut impl Write, mut header: Map<String, Value>, arrays: &
 }
 
 /// Reads one frame; `None` at the end of the stream.
-pub fn read_frame(r: &mut impl BufRead) -> std::io::Result<Option<(Map<String, Value>, Vec<Blob>)>> {
+pub fn read_frame(r: &mut impl BufRead) -> std::io::Result<Option<Frame>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -169,7 +172,7 @@ pub struct Server {
     launch: Launch,
     child: Child,
     stdin: ChildStdin,
-    replies: Receiver<std::io::Result<Option<(Map<String, Value>, Vec<Blob>)>>>,
+    replies: Receiver<std::io::Result<Option<Frame>>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     dead: bool,
 }
