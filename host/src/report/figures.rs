@@ -436,6 +436,24 @@ pub fn render_svg_labelled(title: &str, y_label: &str, curves: &[AggregatedCurve
     render_figure(&Figure { title, y_label, x: XAxis::Steps, methods, panels, columns, shared_y: true })
 }
 
+/// The start of a figure's SVG: the root element, a white background and the title.
+fn svg_start(width: f64, height: f64, title: &str) -> String {
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="{FONT_FAMILY}" fill="{TEXT}">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text class="title" x="{:.2}" y="34" font-size="{:.1}" font-weight="bold" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        fit_font(title, 20.0, width - 20.0),
+        xml_escape(title)
+    );
+    svg
+}
+
 /// Vertical room of a row of panels beyond the plot: x tick labels, the x label, the next
 /// row's panel titles.
 const ROW_GAP: f64 = 84.0;
@@ -467,19 +485,7 @@ pub(super) fn render_figure(f: &Figure<'_>) -> String {
     let legend_top = plots_bottom + 62.0;
     let height = legend_top + rows.len() as f64 * LEGEND_ROW + 8.0;
 
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="{FONT_FAMILY}" fill="{TEXT}">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text class="title" x="{:.2}" y="34" font-size="{:.1}" font-weight="bold" text-anchor="middle">{}</text>"#,
-        width / 2.0,
-        fit_font(f.title, 20.0, width - 20.0),
-        xml_escape(f.title)
-    );
+    let mut svg = svg_start(width, height, f.title);
     if f.panels.is_empty() {
         let _ = writeln!(
             svg,
@@ -557,19 +563,7 @@ pub(super) fn render_intervals(title: &str, x_label: &str, statistics: &[&str], 
     let plot_h = rows.len().max(1) as f64 * ROW_H;
     let top = TOP;
     let height = top + plot_h + 62.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="{FONT_FAMILY}" fill="{TEXT}">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text class="title" x="{:.2}" y="34" font-size="{:.1}" font-weight="bold" text-anchor="middle">{}</text>"#,
-        width / 2.0,
-        fit_font(title, 20.0, width - 20.0),
-        xml_escape(title)
-    );
+    let mut svg = svg_start(width, height, title);
     for (r, row) in rows.iter().enumerate() {
         let _ = writeln!(
             svg,

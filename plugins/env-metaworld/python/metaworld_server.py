@@ -267,11 +267,14 @@ class Server:
             if not won:
                 dropped += 1
                 continue
-            k = len(lengths)
+            arrays += self.demo_arrays(len(lengths), obs, actions, rewards)
             lengths.append(len(actions))
-            arrays += [(f"d{k}_{n}", v) for n, v in self.batch(obs)]
-            arrays += [(f"d{k}_actions", np.stack(actions)), (f"d{k}_rewards", np.array(rewards, dtype=np.float32))]
         return {"lengths": lengths, "dropped": dropped}, arrays
+
+    def demo_arrays(self, k, obs, actions, rewards):
+        """Demo `k`'s arrays: its observations (len + 1 rows per part), actions and rewards."""
+        out = [(f"d{k}_{n}", v) for n, v in self.batch(obs)]
+        return out + [(f"d{k}_actions", np.stack(actions)), (f"d{k}_rewards", np.array(rewards, dtype=np.float32))]
 
 
 def _keyframe_demos(self, task, episodes, seed):
@@ -316,10 +319,8 @@ def _keyframe_demos(self, task, episodes, seed):
             dropped += 1
             replay_failed += 1
             continue
-        k = len(lengths)
+        arrays += self.demo_arrays(len(lengths), seen_obs, actions, rewards)
         lengths.append(len(actions))
-        arrays += [(f"d{k}_{n}", v) for n, v in self.batch(seen_obs)]
-        arrays += [(f"d{k}_actions", np.stack(actions)), (f"d{k}_rewards", np.array(rewards, dtype=np.float32))]
     return {"lengths": lengths, "dropped": dropped, "replay_failed": replay_failed}, arrays
 
 
