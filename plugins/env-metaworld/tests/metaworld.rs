@@ -3,6 +3,7 @@
 use metarl_env_metaworld::MetaWorldPlugin;
 use metarl_plugin_api::prelude::*;
 use metarl_plugin_kit::buf::{Data, SpaceBuf};
+use metarl_plugin_kit::driver::EnvBatch;
 use std::path::PathBuf;
 
 fn python() -> PathBuf {
@@ -18,66 +19,22 @@ fn task(name: &str) -> u64 {
     metarl_env_metaworld::tasks::index(name).unwrap()
 }
 
-struct Out {
-    obs: SpaceBuf,
-    final_obs: SpaceBuf,
-    reward: Vec<f32>,
-    terminated: Vec<u8>,
-    truncated: Vec<u8>,
-    success: Vec<u8>,
-    task_end: Vec<u8>,
-    task: Vec<u64>,
+/// The env behind the ABI's glue, stepped through the kit's `EnvBatch` (which owns the buffers).
+fn batch(e: Box<dyn Env>) -> EnvBatch {
+    EnvBatch::new(metarl_plugin_api::env::into_ffi(e)).unwrap()
 }
 
-impl Out {
-    fn new(spec: &EnvSpec) -> Out {
-        let n = spec.num_envs as usize;
-        Out {
-            obs: SpaceBuf::zeros(&spec.obs, n),
-            final_obs: SpaceBuf::zeros(&spec.obs, n),
-            reward: vec![0.0; n],
-            terminated: vec![0; n],
-            truncated: vec![0; n],
-            success: vec![0; n],
-            task_end: vec![0; n],
-            task: vec![0; n],
-        }
+fn u8s(b: &SpaceBuf, part: usize) -> &[u8] {
+    match &b.parts[part] {
+        Data::U8(v) => v,
+        _ => panic!("part {part} is not u8"),
     }
-    fn reset(&mut self, e: &mut dyn Env, seed: u64) -> Result<(), PluginError> {
-        let mut obs = self.obs.views_mut();
-        e.reset(seed, ResetBuffers { obs: obs.as_mut_slice().into(), task: self.task.as_mut_slice().into() })
-    }
-    fn step(&mut self, e: &mut dyn Env, actions: &[f32]) -> Result<(), PluginError> {
-        self.step_parts(e, &[ArrayRef::new(actions)])
-    }
-    fn step_parts(&mut self, e: &mut dyn Env, a: &[ArrayRef<'_>]) -> Result<(), PluginError> {
-        let mut obs = self.obs.views_mut();
-        let mut fin = self.final_obs.views_mut();
-        e.step(
-            a.into(),
-            StepBuffers {
-                obs: obs.as_mut_slice().into(),
-                final_obs: fin.as_mut_slice().into(),
-                reward: self.reward.as_mut_slice().into(),
-                terminated: self.terminated.as_mut_slice().into(),
-                truncated: self.truncated.as_mut_slice().into(),
-                success: self.success.as_mut_slice().into(),
-                task_end: self.task_end.as_mut_slice().into(),
-                task: self.task.as_mut_slice().into(),
-            },
-        )
-    }
-    fn u8(&self, part: usize) -> &[u8] {
-        match &self.obs.parts[part] {
-            Data::U8(v) => v,
-            _ => panic!("part {part} is not u8"),
-        }
-    }
-    fn f32(&self, part: usize) -> &[f32] {
-        match &self.obs.parts[part] {
-            Data::F32(v) => v,
-            _ => panic!("part {part} is not f32"),
-        }
+}
+
+fn f32s(b: &SpaceBuf, part: usize) -> &[f32] {
+    match &b.parts[part] {
+        Data::F32(v) => v,
+        _ => panic!("part {part} is not f32"),
     }
 }
 
@@ -113,19 +70,18 @@ sys.stdout.buffer.write(b"".join(out))
 #[test]
 fn frames_hand_positions_and_success_match_metaworld_in_python() {
     let steps = 12;
-    let mut e = env(vec![task("reach")], 1, "point_clouds = false");
-    let mut out = Out::new(&e.spec());
-    out.reset(e.as_mut(), 7).unwrap();
+    let mut e = batch(env(vec![task("reach")], 1, "point_clouds = false"));
+    e.reset(7).unwrap();
     let frame = 64 * 64 * 3;
-    let mut ours = out.u8(0).to_vec();
-    ours.extend(out.f32(3)[..3].iter().flat_map(|x| x.to_le_bytes()));
+    let mut ours = u8s(&e.obs, 0).to_vec();
+    ours.extend(f32s(&e.obs, 3)[..3].iter().flat_map(|x| x.to_le_bytes()));
     for t in 0..steps {
         // Computed in f64 and rounded once, as numpy does.
         let a = [(t as f64 / 3.0).sin() as f32, (t as f64 / 5.0).cos() as f32, -0.3, 0.5];
-        out.step(e.as_mut(), &a).unwrap();
-        ours.extend_from_slice(out.u8(0));
-        ours.extend(out.f32(3)[..3].iter().flat_map(|x| x.to_le_bytes()));
-        ours.push(out.reward[0] as u8); // sparse reward = success
+        e.step(&[ArrayRef::new(&a[..])]).unwrap();
+        ours.extend_from_slice(u8s(&e.obs, 0));
+        ours.extend(f32s(&e.obs, 3)[..3].iter().flat_map(|x| x.to_le_bytes()));
+        ours.push(e.reward[0] as u8); // sparse reward = success
     }
     let o = std::process::Command::new(python()).args(["-c", REFERENCE, "reach", "7", &steps.to_string()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -140,10 +96,9 @@ fn frames_hand_positions_and_success_match_metaworld_in_python() {
 fn point_clouds_put_the_object_where_it_is() {
     // pick-place's puck (about 2 cm across), seen by the corner camera at 128 px: some point of
     // the cloud lies within 3 cm of its centre, which the state vector gives (obs[4:7]).
-    let mut e = env(vec![task("pick-place")], 1, "size = 128\nstate = true");
-    let mut out = Out::new(&e.spec());
-    out.reset(e.as_mut(), 3).unwrap();
-    let (cloud, k, ext, state) = (out.f32(1), out.f32(2), out.f32(3), out.f32(5));
+    let mut e = batch(env(vec![task("pick-place")], 1, "size = 128\nstate = true"));
+    e.reset(3).unwrap();
+    let (cloud, k, ext, state) = (f32s(&e.obs, 1), f32s(&e.obs, 2), f32s(&e.obs, 3), f32s(&e.obs, 5));
     let obj = [state[4], state[5], state[6]];
     let nearest = cloud.chunks_exact(3).map(|p| ((p[0] - obj[0]).powi(2) + (p[1] - obj[1]).powi(2) + (p[2] - obj[2]).powi(2)).sqrt()).fold(f32::INFINITY, f32::min);
     assert!(nearest < 0.03, "nearest cloud point {nearest} m from the object");
@@ -178,27 +133,30 @@ fn experts_demonstrate_and_a_killed_server_is_reported_then_replaced() {
         assert_eq!(d.obs[0].as_ref().len(), (len + 1) * 64 * 64 * 3);
         assert_eq!(d.actions[0].as_ref().len(), len * 4);
     }
-    let mut out = Out::new(&e.spec());
-    out.reset(&mut e, 1).unwrap();
+    let mut obs = SpaceBuf::zeros(&e.spec().obs, 1);
+    let mut tasks = [0u64];
+    let mut reset = |e: &mut metarl_env_metaworld::MetaWorld| {
+        let mut views = obs.views_mut();
+        e.reset(1, ResetBuffers { obs: views.as_mut_slice().into(), task: tasks.as_mut_slice().into() })
+    };
+    reset(&mut e).unwrap();
     let pid = e.server_pid().unwrap();
     assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let err = out.step(&mut e, &[0.0; 4]).unwrap_err();
-    assert!(err.message.contains(&format!("metaworld server (pid {pid}) exited during 'step' (signal 9)")), "{}", err.message);
+    let err = e.demos(task("reach"), 1, 0).unwrap_err();
+    assert!(err.message.contains(&format!("metaworld server (pid {pid}) exited during 'demos' (signal 9)")), "{}", err.message);
     assert!(e.server_pid().is_none());
     // The next reset starts a new server.
-    out.reset(&mut e, 1).unwrap();
+    reset(&mut e).unwrap();
     assert!(e.server_pid().is_some_and(|p| p != pid));
-    out.step(&mut e, &[0.0; 4]).unwrap();
 }
 
 #[test]
 fn osmesa_renders_the_same_frame_and_no_camera_renders_nothing() {
     let frame = |gl: &str| {
-        let mut e = env(vec![task("reach")], 1, &format!("point_clouds = false\nmujoco_gl = \"{gl}\""));
-        let mut out = Out::new(&e.spec());
-        out.reset(e.as_mut(), 2).unwrap();
-        out.u8(0).to_vec()
+        let mut e = batch(env(vec![task("reach")], 1, &format!("point_clouds = false\nmujoco_gl = \"{gl}\"")));
+        e.reset(2).unwrap();
+        u8s(&e.obs, 0).to_vec()
     };
     let (egl, osmesa) = (frame("egl"), frame("osmesa"));
     assert!(egl.iter().any(|&p| p > 0));
@@ -224,19 +182,18 @@ fn bad_config_is_one_line_naming_the_key() {
 
 #[test]
 fn a_keyframe_takes_the_hand_to_its_target_and_keyframe_demos_replay() {
-    let mut e = env(vec![task("window-close")], 1, "point_clouds = false\naction_mode = \"keyframe\"");
-    let spec = e.spec();
+    let mut e = batch(env(vec![task("window-close")], 1, "point_clouds = false\naction_mode = \"keyframe\""));
+    let spec = e.spec.clone();
     let names: Vec<&str> = spec.action.parts.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["target", "gripper"]);
     assert_eq!(spec.max_episode_steps, 10);
-    let mut out = Out::new(&spec);
-    out.reset(e.as_mut(), 4).unwrap();
+    e.reset(4).unwrap();
     let target = [0.05f32, 0.6, 0.2];
-    out.step_parts(e.as_mut(), &[ArrayRef::new(&target[..]), ArrayRef::new(&[0i32][..])]).unwrap();
-    let hand = &out.f32(3)[..3];
+    e.step(&[ArrayRef::new(&target[..]), ArrayRef::new(&[0i32][..])]).unwrap();
+    let hand = &f32s(&e.obs, 3)[..3];
     let miss = hand.iter().zip(target).map(|(h, t)| (h - t).powi(2)).sum::<f32>().sqrt();
     assert!(miss < 0.01, "the hand stopped {miss} m from its target");
-    assert!((out.f32(3)[4] - 0.1).abs() < 1e-6, "time is one keyframe of 10");
+    assert!((f32s(&e.obs, 3)[4] - 0.1).abs() < 1e-6, "time is one keyframe of 10");
     // window-close's expert keyframes replay (10 of 10 in keyframe_replay_rate).
     let demos = e.demos(task("window-close"), 2, 0).unwrap();
     assert_eq!(demos.len(), 2);
