@@ -50,7 +50,7 @@ use std::time::Duration;
 use metarl_plugin_api::abi_stable::std_types::RVec;
 use metarl_plugin_api::prelude::*;
 use metarl_plugin_kit::parse_config;
-use metarl_sim_bridge::{find_python, Blob, Launch, Reply, Server};
+use metarl_sim_bridge::{find_python, parts, Blob, Launch, Reply, Server};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -239,31 +239,9 @@ impl MetaWorld {
         self.connect()?.call(op, fields, arrays).map_err(|e| failed(rendering_hint(&e, &gl)))
     }
 
-    /// Copies the reply's `prefix`-named parts into `out` (rows `rows` of each part).
+    /// Copies the reply's `prefix`-named parts into rows `rows` of `out`.
     fn copy_parts(&self, reply: &Reply, prefix: &str, out: &mut [ArrayMut<'_>], rows: &[usize]) -> Result<(), PluginError> {
-        for (i, (part, dst)) in self.obs.parts.iter().zip(out.iter_mut()).enumerate() {
-            let src = reply.array(&format!("{prefix}part{i}")).map_err(failed)?;
-            let k = part.numel();
-            if src.len() != rows.len() * k {
-                return Err(failed(format!("metaworld server: part '{}' has {} values, expected {}", part.name, src.len(), rows.len() * k)));
-            }
-            match part.dtype {
-                Dtype::U8 => {
-                    let dst = dst.u8().ok_or_else(|| invalid(format!("part '{}' wants a u8 buffer", part.name)))?;
-                    for (j, &r) in rows.iter().enumerate() {
-                        dst[r * k..(r + 1) * k].copy_from_slice(&src.bytes[j * k..(j + 1) * k]);
-                    }
-                }
-                _ => {
-                    let dst = dst.f32().ok_or_else(|| invalid(format!("part '{}' wants an f32 buffer", part.name)))?;
-                    let v = src.to_f32().ok_or_else(|| failed(format!("metaworld server: part '{}' is not float", part.name)))?;
-                    for (j, &r) in rows.iter().enumerate() {
-                        dst[r * k..(r + 1) * k].copy_from_slice(&v[j * k..(j + 1) * k]);
-                    }
-                }
-            }
-        }
-        Ok(())
+        parts::fill_parts("metaworld", &self.obs, reply, prefix, out, rows)
     }
 
     /// The batch's actions as the server takes them: 4 floats per env (the hand delta and grip,
@@ -399,17 +377,7 @@ impl Env for MetaWorld {
         }
         let mut out = Vec::new();
         for (k, &len) in lengths.iter().enumerate() {
-            let mut obs = RVec::new();
-            for (i, part) in self.obs.parts.iter().enumerate() {
-                let b = reply.array(&format!("d{k}_part{i}")).map_err(failed)?;
-                if b.len() != (len + 1) * part.numel() {
-                    return Err(failed(format!("metaworld server: demo part '{}' has the wrong size", part.name)));
-                }
-                obs.push(match part.dtype {
-                    Dtype::U8 => Array::from_slice(&b.bytes),
-                    _ => Array::from_slice(&b.to_f32().ok_or_else(|| failed("bad demo observations"))?),
-                });
-            }
+            let obs = parts::demo_obs("metaworld", &self.obs, &reply, k, len)?;
             let actions = reply.array(&format!("d{k}_actions")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo actions"))?;
             let rewards = reply.array(&format!("d{k}_rewards")).map_err(failed)?.to_f32().ok_or_else(|| failed("bad demo rewards"))?;
             let actions: RVec<Array> = if self.cfg.action_mode == "keyframe" {
@@ -463,16 +431,7 @@ impl MetaWorld {
     pub fn open(req: &EnvRequest) -> Result<MetaWorld, PluginError> {
         let cfg: Config = parse_config("metaworld", &req.config)?;
         cfg.check().map_err(invalid)?;
-        if req.family.as_str() != tasks::FAMILY {
-            return Err(invalid(format!("unknown task family '{}' (valid: {})", req.family, tasks::FAMILY)));
-        }
-        if req.trials != 1 {
-            return Err(invalid("metaworld plays one episode per sampled task (trials must be 1)"));
-        }
-        let tasks: Vec<u64> = if req.tasks.is_empty() { (0..tasks::TASKS.len() as u64).collect() } else { req.tasks.to_vec() };
-        if let Some(t) = tasks.iter().find(|&&t| t as usize >= tasks::TASKS.len()) {
-            return Err(invalid(format!("task {t} is out of range (Meta-World has {})", tasks::TASKS.len())));
-        }
+        let tasks = parts::request_tasks(req, "metaworld", tasks::FAMILY, tasks::TASKS.len())?;
         let python = find_python(cfg.python.as_deref(), "metaworld").map_err(|e| invalid(format!("metaworld: {e}")))?;
         let launch = Launch {
             name: "metaworld".into(),

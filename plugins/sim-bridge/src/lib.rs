@@ -18,6 +18,8 @@
 //! code or signal and its last stderr lines; the [`Server`] is then dead, and its owner decides
 //! whether to start a new one.
 
+pub mod parts;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
