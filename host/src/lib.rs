@@ -11,9 +11,11 @@
 
 pub mod cli;
 pub mod envrun;
+pub mod executor;
 pub mod experiment;
 pub mod leakage;
 pub mod loader;
+pub mod lock;
 pub mod registry;
 pub mod report;
 pub mod run;

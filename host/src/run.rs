@@ -4,17 +4,20 @@
 //! Work is split into **units** (one pretraining, one adaptation, one scratch run). A unit's
 //! results are written atomically (temp file, then rename) when it finishes; a unit whose
 //! result file exists is done. So a run killed at any point resumes with `--resume`, redoing
-//! only the unit that was interrupted, and since every unit is seeded from the experiment's
-//! seed and its own identity, the final files equal those of an uninterrupted run.
+//! only the units that were interrupted or failed, and since every unit is seeded from the
+//! experiment's seed and its own identity, the final files equal those of an uninterrupted run.
+//!
+//! `metarl run` ([`run`]) prepares and locks the run directory, then hands the units still to
+//! do to the local pool ([`crate::executor`]), which runs each in a worker process
+//! (`metarl worker`, [`work`]) once the unit it needs has finished; when all have, it gathers
+//! the unit files into the report ([`finalize`]).
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RSlice;
 use anyhow::{bail, Context};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
 use metarl_plugin_api::env::EnvSpec;
 use metarl_plugin_api::meta::{MetaContext, MetaRequest};
@@ -26,8 +29,10 @@ use metarl_plugin_kit::seeds;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::executor::{self, Launch, Pool, ProgressFile, Task};
 use crate::experiment::{Plan, Plugins};
 use crate::loader::{check, Plugin};
+use crate::lock::{self, RunLock};
 use crate::report::{self, Curve};
 use crate::services::{EpisodeLog, EvalPoint, EvalSchedule, PhaseServices};
 
@@ -67,6 +72,22 @@ impl Unit {
             Unit::Pretrain { seed, .. } | Unit::Adapt { seed, .. } | Unit::Scratch { seed, .. } => seed,
         };
         seeds::derive(s, &self.name(plan))
+    }
+
+    /// The unit that must finish first: an adaptation starts from its pretraining's checkpoint.
+    fn needs(&self) -> Option<Unit> {
+        match *self {
+            Unit::Adapt { panel, method, seed, .. } => Some(Unit::Pretrain { panel, method, seed }),
+            _ => None,
+        }
+    }
+
+    /// The env steps it trains for.
+    fn budget(&self, plan: &Plan) -> u64 {
+        match self {
+            Unit::Pretrain { .. } => plan.pretrain_env_steps,
+            _ => plan.adapt_env_steps,
+        }
     }
 }
 
@@ -187,6 +208,11 @@ impl RunDir {
     fn tensorboard(&self, plan: &Plan, unit: &Unit) -> PathBuf {
         self.root.join("tensorboard").join(unit.id(plan))
     }
+    /// Where the workers' logs go, `<unit id>.log` each (diagnostics, outside the resume
+    /// contract and never read by `metarl report`).
+    fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
     fn done(&self, plan: &Plan, unit: &Unit) -> bool {
         match unit {
             Unit::Pretrain { .. } => self.checkpoint(plan, unit).is_file(),
@@ -195,15 +221,30 @@ impl RunDir {
     }
 }
 
-/// Prepares the run directory: refuses an existing one without `resume`, and a changed
-/// experiment with it. Runs before any training.
-fn prepare_dir(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<RunDir> {
+/// Prepares and locks the run directory: refuses one that another live run holds, an
+/// existing one without `resume`, and a changed experiment with it. Runs before any training;
+/// the lock is held until the returned [`RunLock`] is dropped.
+fn prepare_dir(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<(RunDir, RunLock)> {
     let config = toml::to_string(plan)?;
     let config_path = out.join("config.toml");
-    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    // Whatever else is true of it, a directory a live run holds is refused first.
+    RunLock::refuse_if_held(out)?;
+    let started = !lock::is_empty_but_lock(out);
+    if started {
         if !resume {
             bail!("run directory {} already exists: pass --resume to continue it, or choose another with --out", out.display());
         }
+        if !config_path.is_file() {
+            bail!("{} is not a metarl run directory (no config.toml)", out.display());
+        }
+    } else if resume {
+        bail!("nothing to resume: {} does not exist", out.display());
+    }
+    for dir in [out.to_path_buf(), out.join("units"), out.join("checkpoints")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    }
+    let lock = RunLock::acquire(out)?;
+    if started {
         let old = std::fs::read_to_string(&config_path)
             .with_context(|| format!("{} is not a metarl run directory (no config.toml)", out.display()))?;
         if old != config {
@@ -212,36 +253,21 @@ fn prepare_dir(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<RunDir> 
                 out.display()
             );
         }
-    } else if resume {
-        bail!("nothing to resume: {} does not exist", out.display());
-    }
-    for dir in [out.to_path_buf(), out.join("units"), out.join("checkpoints")] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
     }
     let probe = out.join(".write-test");
     std::fs::write(&probe, b"").with_context(|| format!("output directory {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(probe);
     write_atomic(&config_path, config.as_bytes())?;
-    Ok(RunDir { root: out.to_path_buf() })
+    Ok((RunDir { root: out.to_path_buf() }, lock))
 }
 
-/// Everything a unit needs.
+/// Everything a unit needs (in its worker).
 struct Runner<'a> {
     plan: &'a Plan,
     plugins: &'a Plugins,
     dir: RunDir,
-    bars: MultiProgress,
-}
-
-fn steps_bar(bars: &MultiProgress, len: u64, label: String) -> ProgressBar {
-    let bar = bars.add(ProgressBar::new(len));
-    bar.set_style(
-        ProgressStyle::with_template("  {msg:<40} [{bar:30}] {human_pos}/{human_len} steps  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(label);
-    bar
+    /// Where to report env steps for the parent's progress bar, when it draws one.
+    progress: Option<PathBuf>,
 }
 
 /// What a phase leaves for the unit's files.
@@ -308,17 +334,15 @@ impl Runner<'_> {
         budget: u64,
         seed: u64,
         schedule: Option<EvalSchedule>,
-        label: String,
         unit: &Unit,
     ) -> anyhow::Result<PhaseResult> {
-        let bar = steps_bar(&self.bars, budget, label);
+        let mut progress = ProgressFile::new(self.progress.clone());
         // metrics.jsonl lines carry the unit's name; its files are named by its id.
         let name = unit.name(self.plan);
         let events = crate::tensorboard::UnitWriter::create(&self.dir.tensorboard(self.plan, unit));
         let mut lines = Vec::new();
-        let bar2 = bar.clone();
         let on_progress = Box::new(|_: &mut AlgoBox, steps: u64, scalars: &[metarl_plugin_api::types::Scalar]| {
-            bar2.set_position(steps.min(budget));
+            progress.report(steps.min(budget));
             let mut line = serde_json::Map::new();
             line.insert("unit".into(), name.as_str().into());
             line.insert("env_steps".into(), steps.into());
@@ -371,7 +395,6 @@ impl Runner<'_> {
         let finished = if result.is_ok() && host_error.is_none() { services.finish() } else { Ok(()) };
         let evals = std::mem::take(&mut services.evals);
         drop(services);
-        bar.finish_and_clear();
         if let Some(e) = host_error {
             return Err(e);
         }
@@ -429,7 +452,6 @@ impl Runner<'_> {
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 let plugin = &self.plugins.metas[method];
                 let mut meta = self.new_meta(method, s)?;
-                let label = format!("pretrain {} [{}] seed {seed}", m.label, plan.panels[panel].label);
                 let r = self.phase(
                     Some((plugin, &mut meta)),
                     &mut algo,
@@ -438,7 +460,6 @@ impl Runner<'_> {
                     plan.pretrain_env_steps,
                     s,
                     None,
-                    label,
                     unit,
                 )?;
                 let algo_state = check(&self.plugins.algo.name, "save", algo.save())?;
@@ -456,9 +477,9 @@ impl Runner<'_> {
                     ],
                 )?;
             }
-            Unit::Adapt { panel, method, seed, task } => {
+            Unit::Adapt { method, seed, task, .. } => {
                 let m = &plan.methods[method];
-                let pretrain = Unit::Pretrain { panel, method, seed };
+                let pretrain = unit.needs().expect("an adaptation needs its pretraining");
                 let (algo_state, meta_state) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 check(&self.plugins.algo.name, "load", algo.load(algo_state.as_slice().into()))?;
@@ -469,7 +490,6 @@ impl Runner<'_> {
                 let mut meta = self.new_meta(method, s)?;
                 check(&plugin.name, "load", meta.load(meta_state.as_slice().into()))?;
                 let t = plan.test_tasks[task];
-                let label = format!("adapt {} [{}] seed {seed} task {}", m.label, plan.panels[panel].label, plan.test_names[task]);
                 let schedule = self.schedule(s);
                 let r = self.phase(
                     Some((plugin, &mut meta)),
@@ -479,7 +499,6 @@ impl Runner<'_> {
                     plan.adapt_env_steps,
                     s,
                     Some(schedule.clone()),
-                    label,
                     unit,
                 )?;
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
@@ -487,9 +506,8 @@ impl Runner<'_> {
             Unit::Scratch { seed, task } => {
                 let mut algo = self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?;
                 let t = plan.test_tasks[task];
-                let label = format!("scratch seed {seed} task {}", plan.test_names[task]);
                 let schedule = self.schedule(s);
-                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), label, unit)?;
+                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), unit)?;
                 self.finish_curve(unit, "scratch", seed, task, &schedule, &r)?;
             }
         }
@@ -562,44 +580,70 @@ pub fn count_units(plan: &Plan) -> usize {
     units(plan).len()
 }
 
-/// Runs (or resumes) `plan` into `out`.
-pub fn run(plan: &Plan, plugins: &Plugins, out: &Path, resume: bool) -> anyhow::Result<PathBuf> {
-    let dir = prepare_dir(plan, out, resume)?;
+/// Runs (or resumes) `plan` into `out`: every unit not yet done in a worker process started
+/// by `launch`, up to `jobs` at a time (default: [`executor::default_jobs`]), then the report.
+/// A unit that fails does not stop the units that do not need it; the run then ends with one
+/// error naming the first failure, and writes no report, so `--resume` retries what failed or
+/// never ran.
+pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &Launch) -> anyhow::Result<PathBuf> {
+    let (dir, _lock) = prepare_dir(plan, out, resume)?;
     let all = units(plan);
     let todo: Vec<&Unit> = all.iter().filter(|u| !dir.done(plan, u)).collect();
     if resume {
         log::info!("resuming {}: {} of {} units already done", out.display(), all.len() - todo.len(), all.len());
     }
-    let bars = MultiProgress::new();
-    let overall = bars.add(ProgressBar::new(all.len() as u64));
-    overall.set_style(
-        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} units  elapsed {elapsed}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    overall.set_prefix(plan.name.clone());
-    overall.set_position((all.len() - todo.len()) as u64);
-    overall.enable_steady_tick(Duration::from_millis(500));
-    let runner = Runner { plan, plugins, dir, bars };
-    // Progress bars draw only on a terminal; a batch job's log (Slurm, nohup) gets a line per
-    // unit instead.
-    let plain = !std::io::stderr().is_terminal();
-    let mut done = all.len() - todo.len();
-    for unit in todo {
-        let started = Instant::now();
-        if plain {
-            eprintln!("{}: unit {}/{} started: {}", plan.name, done + 1, all.len(), unit.name(plan));
-        }
-        runner.run_unit(unit).with_context(|| format!("unit {}", unit.name(plan)))?;
-        overall.inc(1);
-        done += 1;
-        if plain {
-            eprintln!("{}: unit {}/{} done in {:.0} s: {}", plan.name, done, all.len(), started.elapsed().as_secs_f64(), unit.name(plan));
-        }
+    let jobs = jobs.unwrap_or_else(|| executor::default_jobs(plan.threads));
+    if !todo.is_empty() {
+        log::info!("{}: {} unit(s) to run, up to {jobs} at a time, each in a worker process with {} thread(s)", plan.name, todo.len(), plan.threads);
     }
-    overall.finish_and_clear();
-    finalize(plan, &runner.dir, &all)?;
+    let ids: Vec<String> = todo.iter().map(|u| u.id(plan)).collect();
+    let tasks: Vec<Task> = todo
+        .iter()
+        .zip(&ids)
+        .map(|(u, id)| Task {
+            id: id.clone(),
+            name: u.name(plan),
+            // A unit it needs that is not to do is done already.
+            needs: u.needs().and_then(|n| ids.iter().position(|i| *i == n.id(plan))),
+            budget: u.budget(plan),
+        })
+        .collect();
+    let pool = Pool { jobs, logs: dir.logs(), title: &plan.name, total: all.len(), done_before: all.len() - todo.len() };
+    let finished = |t: &Task| ids.iter().position(|i| *i == t.id).is_some_and(|i| dir.done(plan, todo[i]));
+    let summary = pool.run(&tasks, &|t, progress| launch.command(out, &t.id, progress), &finished)?;
+    if let Some(first) = summary.failed.first() {
+        let not_run = match summary.not_run {
+            0 => String::new(),
+            n => format!(" and {n} that need a failed unit did not run"),
+        };
+        bail!(
+            "{} of {} units failed{not_run}, so no report was written (run again with --resume to retry them; finished units are kept): {first}",
+            summary.failed.len(),
+            all.len()
+        );
+    }
+    finalize(plan, &dir, &all)?;
     Ok(out.to_path_buf())
+}
+
+/// `metarl worker`: runs the one unit of `plan` whose id is `unit_id` in the run directory
+/// `out`, which its parent `metarl run` prepared, locked and checked the unit's prerequisites
+/// in; `progress` is where to report env steps for the parent's bar. The worker refuses an
+/// experiment (or plugins) other than the one the run directory was started with, since it
+/// reads the experiment file anew.
+pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress: Option<PathBuf>) -> anyhow::Result<()> {
+    let saved = std::fs::read_to_string(out.join("config.toml"))
+        .with_context(|| format!("{} is not a metarl run directory (no config.toml)", out.display()))?;
+    if saved != toml::to_string(plan)? {
+        bail!("the experiment (or a plugin version) changed since {} was started; a worker runs its run's experiment only", out.display());
+    }
+    let unit = units(plan)
+        .into_iter()
+        .find(|u| u.id(plan) == unit_id)
+        .ok_or_else(|| anyhow::anyhow!("the experiment of {} has no unit '{unit_id}'", out.display()))?;
+    log::info!("worker {}: unit {}", std::process::id(), unit.name(plan));
+    let runner = Runner { plan, plugins, dir: RunDir { root: out.to_path_buf() }, progress };
+    runner.run_unit(&unit)
 }
 
 /// The panels whose tables and figures show the curve of `unit` (an adaptation or scratch

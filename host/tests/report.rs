@@ -83,9 +83,9 @@ fn report_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     tree(dir)
         .into_iter()
         .filter(|(name, _)| {
-            // Saved by `metarl run` and never written by `metarl report`; TensorBoard's files are
-            // diagnostics with wall times in them.
-            !saved.contains(&name.as_str()) && !["units/", "checkpoints/", "tensorboard/"].iter().any(|d| name.starts_with(d))
+            // Saved by `metarl run` and never written by `metarl report`; TensorBoard's files and
+            // the workers' logs are diagnostics with wall times in them.
+            !saved.contains(&name.as_str()) && !["units/", "checkpoints/", "tensorboard/", "logs/"].iter().any(|d| name.starts_with(d))
         })
         .collect()
 }

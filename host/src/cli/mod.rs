@@ -53,6 +53,10 @@ pub enum Command {
     /// without running anything; several directories of one experiment (say, its seeds run as
     /// separate jobs) are merged into one report.
     Report(report::ReportArgs),
+    /// Internal: run one unit of a run directory that `metarl run` prepared and holds (the
+    /// worker process `metarl run` starts for each unit; see host/src/executor.rs).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
 }
 
 /// Arguments of `metarl run`.
@@ -69,6 +73,26 @@ pub struct RunArgs {
     /// Only validate: resolve plugins, tasks and capabilities, check leakage, print the plan.
     #[arg(long)]
     pub check: bool,
+    /// Units to run at once, each in its own worker process (default: the available cores
+    /// divided by the experiment's `threads`). Results do not depend on it.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+}
+
+/// Arguments of the hidden `metarl worker`: what `metarl run` passes to each worker.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    /// The experiment file of the run.
+    pub experiment: PathBuf,
+    /// The run directory (prepared and locked by the parent `metarl run`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The unit to run, by its id (the name of its files, e.g. `pretrain-...-1a2b3c4d`).
+    #[arg(long, value_name = "ID")]
+    pub unit: String,
+    /// Where to write the env steps done so far, for the parent's progress bar.
+    #[arg(long, value_name = "FILE")]
+    pub progress: Option<PathBuf>,
 }
 
 /// `metarl plugins ...`
@@ -118,7 +142,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let out = args.out.clone().unwrap_or_else(|| plan.default_out());
-            crate::run::run(&plan, &plugins, &out, args.resume)?;
+            let launch = crate::executor::Launch { registry: cli.registry.clone(), verbose: cli.verbose, experiment: args.experiment.clone() };
+            crate::run::run(&plan, &out, args.resume, args.jobs.map(|j| j as usize), &launch)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => {
+            crate::executor::name_worker_process();
+            // The parent checked leakage; the worker checks that its plan is the run's.
+            let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
+            crate::run::work(&plan, &plugins, &args.out, &args.unit, args.progress.clone())?;
             Ok(ExitCode::SUCCESS)
         }
     }

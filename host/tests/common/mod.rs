@@ -131,13 +131,27 @@ pub fn run_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Runs `exp` into `a` uninterrupted; into `b`, kills it (SIGKILL) once its first checkpoint
 /// is on disk and the next unit is under way, then resumes it; and asserts both directories
 /// hold the same files, byte for byte.
-pub fn assert_kill_9_resume_is_exact(reg: &Path, exp: &Path, a: &Path, b: &Path) {
+pub fn assert_kill_9_resume_is_exact(reg: &Path, exp: &Path, a: &Path, b: &Path) -> Output {
+    assert_kill_9_resume_is_exact_with(reg, exp, (a, &[]), (b, &[]))
+}
+
+/// [`assert_kill_9_resume_is_exact`] with extra `metarl run` arguments for each directory
+/// (`--jobs N`: the killed run and its resume get `b`'s). Returns the resume's output.
+pub fn assert_kill_9_resume_is_exact_with(reg: &Path, exp: &Path, (a, args_a): (&Path, &[&str]), (b, args_b): (&Path, &[&str])) -> Output {
     use std::time::{Duration, Instant};
-    let o = metarl(reg, &["run", exp.to_str().unwrap(), "--out", a.to_str().unwrap()]);
+    let run_args = |dir: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--registry", reg.to_str().unwrap(), "run", exp.to_str().unwrap(), "--out", dir.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let o = Command::new(bin()).args(run_args(a, args_a)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
     let mut child = Command::new(bin())
-        .args(["--registry", reg.to_str().unwrap(), "run", exp.to_str().unwrap(), "--out", b.to_str().unwrap()])
+        .args(run_args(b, args_b))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -157,12 +171,20 @@ pub fn assert_kill_9_resume_is_exact(reg: &Path, exp: &Path, a: &Path, b: &Path)
     assert!(!status.success(), "the run was interrupted, not finished");
     assert!(!b.join("summary.csv").exists());
 
-    let o = metarl(reg, &["run", exp.to_str().unwrap(), "--out", b.to_str().unwrap(), "--resume"]);
+    let mut resume = run_args(b, args_b);
+    resume.push("--resume".into());
+    let o = Command::new(bin()).args(resume).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("units already done"), "{}", stderr(&o));
+    assert_same_files(a, b);
+    o
+}
+
+/// Asserts that run directories `a` and `b` hold the same files ([`run_files`]), byte for byte.
+pub fn assert_same_files(a: &Path, b: &Path) {
     let (fa, fb) = (run_files(a), run_files(b));
     assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, x), (_, y)) in fa.iter().zip(&fb) {
-        assert!(x == y, "{name} differs between the uninterrupted and the resumed run");
+        assert!(x == y, "{name} differs between {} and {}", a.display(), b.display());
     }
 }
