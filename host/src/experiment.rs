@@ -83,7 +83,10 @@ struct RawEnv {
     train: Option<Spanned<String>>,
     #[serde(default)]
     panel: Vec<RawPanel>,
-    test: Spanned<String>,
+    /// The held-out tasks (absent with `splits`, whose held-out tasks are the splits').
+    test: Option<Spanned<String>>,
+    /// Leave-one-out cross-validation over a task pool.
+    splits: Option<Spanned<RawSplits>>,
     #[serde(default)]
     config: toml::Table,
     #[serde(default = "default_leakage")]
@@ -92,6 +95,24 @@ struct RawEnv {
 
 fn default_leakage() -> Spanned<String> {
     Spanned::new(0..0, "warn".to_string())
+}
+
+/// `[env.splits]`: one split per held-out task, each pretraining on the rest of the pool (the
+/// manipulation study's 5 leave-one-out splits over its 11 tasks).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplits {
+    /// The task pool.
+    pool: Spanned<String>,
+    /// The tasks held out in turn (default: every task of the pool), each within the pool.
+    held_out: Option<Spanned<String>>,
+    /// The panel the splits' curves are reported under, averaged over the splits.
+    #[serde(default = "default_splits_label")]
+    label: String,
+}
+
+fn default_splits_label() -> String {
+    "leave-one-out".into()
 }
 
 #[derive(Deserialize)]
@@ -184,6 +205,25 @@ pub struct Panel {
     pub selector: String,
     /// Training task indices (empty = the whole family).
     pub tasks: Vec<u64>,
+    /// Indices into `Plan::test_tasks` of the held-out tasks this panel adapts to (a split's
+    /// one task); empty = all of them. Left out of `config.toml` when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<usize>,
+    /// The panel its curves are reported under (a split's: the splits' label, so the report
+    /// averages over splits); absent = its own label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_as: Option<String>,
+}
+
+impl Panel {
+    /// The label its curves are reported under.
+    pub fn report_label(&self) -> &str {
+        self.report_as.as_deref().unwrap_or(&self.label)
+    }
+    /// Whether it adapts to held-out task `task` (an index into `Plan::test_tasks`).
+    pub fn adapts_to(&self, task: usize) -> bool {
+        self.test.is_empty() || self.test.contains(&task)
+    }
 }
 
 /// One pretraining method.
@@ -425,22 +465,63 @@ impl Plan {
         let resolve_sel = |sel: &Spanned<String>| -> anyhow::Result<TaskSelection> {
             env.resolve_tasks(sel.get_ref()).map_err(|e| cx.at(sel.span(), format!("plugin '{}': {e}", env.name)))
         };
-        let test = resolve_sel(&raw.env.test)?;
+        // The held-out tasks: `test`, or the splits' held-out tasks.
+        let (test, splits) = match (&raw.env.test, &raw.env.splits) {
+            (Some(t), None) => (resolve_sel(t)?, None),
+            (None, Some(sp)) => {
+                let pool = resolve_sel(&sp.get_ref().pool)?;
+                if pool.tasks.len() < 2 {
+                    return Err(cx.at(sp.get_ref().pool.span(), "env.splits.pool: a leave-one-out pool needs at least two tasks, listed"));
+                }
+                let held = match &sp.get_ref().held_out {
+                    Some(h) => resolve_sel(h)?,
+                    None => pool.clone(),
+                };
+                if held.family != pool.family {
+                    return Err(cx.at(sp.span(), "env.splits: held_out and pool are of different families"));
+                }
+                let held_tasks = if held.tasks.is_empty() { pool.tasks.clone() } else { held.tasks.clone() };
+                if let Some(t) = held_tasks.iter().find(|t| !pool.tasks.contains(t)) {
+                    let f = families.iter().find(|f| f.name.as_str() == pool.family).expect("resolved family exists");
+                    return Err(cx.at(sp.span(), format!("env.splits.held_out: task {} is not in the pool", tasks::task_name(f, *t))));
+                }
+                let test = TaskSelection { family: pool.family.clone(), tasks: held_tasks };
+                (test, Some((pool, sp)))
+            }
+            (Some(t), Some(_)) => return Err(cx.at(t.span(), "env: give either `test` or `[env.splits]`, not both")),
+            (None, None) => return Err(cx.at(raw.env.plugin.span(), "env: missing `test` (the held-out tasks) or `[env.splits]`")),
+        };
+        let test_span = raw.env.test.as_ref().map_or_else(|| raw.env.splits.as_ref().map_or(0..0, |s| s.span()), |t| t.span());
         let family = families.iter().find(|f| f.name.as_str() == test.family).expect("resolved family exists");
         if test.tasks.is_empty() && family.tasks.len() > 1000 {
-            return Err(cx.at(raw.env.test.span(), "env.test: list the held-out tasks explicitly (e.g. coinrun:1000..1020)"));
+            return Err(cx.at(test_span, "env.test: list the held-out tasks explicitly (e.g. coinrun:1000..1020)"));
         }
         let test_tasks: Vec<u64> = if test.tasks.is_empty() { (0..family.tasks.len()).collect() } else { test.tasks.clone() };
         let mut panels = Vec::new();
         let mut panel_specs: Vec<(String, &Spanned<String>)> =
             raw.env.panel.iter().map(|p| (p.label.clone(), &p.train)).collect();
         match (&raw.env.train, panel_specs.is_empty()) {
+            (Some(t), _) if splits.is_some() => return Err(cx.at(t.span(), "env: `[env.splits]` chooses the training tasks; drop `train`")),
+            (_, false) if splits.is_some() => return Err(cx.at(test_span, "env: `[env.splits]` chooses the training tasks; drop the `[[env.panel]]` entries")),
             (Some(t), true) => panel_specs.push((String::new(), t)),
             (Some(t), false) => return Err(cx.at(t.span(), "env: give either `train` or `[[env.panel]]` entries, not both")),
             // A scratch-only experiment trains on the held-out tasks alone.
-            (None, true) if raw.method.is_empty() => {}
+            (None, true) if raw.method.is_empty() || splits.is_some() => {}
             (None, true) => return Err(cx.at(raw.env.plugin.span(), "env: missing `train` (or `[[env.panel]]` entries)")),
             (None, false) => {}
+        }
+        // One panel per split: the pool without its held-out task.
+        if let Some((pool, sp)) = &splits {
+            for (i, &t) in test_tasks.iter().enumerate() {
+                let name = tasks::task_name(family, t);
+                panels.push(Panel {
+                    label: format!("{} without {name}", sp.get_ref().label),
+                    selector: format!("{} without {name}", sp.get_ref().pool.get_ref()),
+                    tasks: pool.tasks.iter().copied().filter(|&x| x != t).collect(),
+                    test: vec![i],
+                    report_as: Some(sp.get_ref().label.clone()),
+                });
+            }
         }
         for (label, sel) in panel_specs {
             let train = resolve_sel(sel)?;
@@ -461,7 +542,7 @@ impl Plan {
             if panels.iter().any(|p: &Panel| p.label == label) {
                 return Err(cx.at(sel.span(), format!("panel label '{label}' is used twice")));
             }
-            panels.push(Panel { label, selector: sel.get_ref().clone(), tasks: train.tasks });
+            panels.push(Panel { label, selector: sel.get_ref().clone(), tasks: train.tasks, test: Vec::new(), report_as: None });
         }
 
         let env_config = env.config_with(&raw.env.config).map_err(|e| cx.at(raw.env.plugin.span(), format!("env.config: {e:#}")))?;

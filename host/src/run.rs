@@ -562,7 +562,7 @@ fn units(plan: &Plan) -> Vec<Unit> {
     }
     for &seed in &plan.seeds {
         for task in 0..plan.test_tasks.len() {
-            for panel in 0..plan.panels.len() {
+            for panel in (0..plan.panels.len()).filter(|&p| plan.panels[p].adapts_to(task)) {
                 for method in 0..plan.methods.len() {
                     out.push(Unit::Adapt { panel, method, seed, task });
                 }
@@ -651,9 +651,18 @@ pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress:
 /// alone in a scratch-only experiment.
 fn panels_of(plan: &Plan, unit: &Unit) -> Vec<String> {
     match unit {
-        Unit::Adapt { panel, .. } => vec![plan.panels[*panel].label.clone()],
+        Unit::Adapt { panel, .. } => vec![plan.panels[*panel].report_label().to_string()],
         _ if plan.panels.is_empty() => vec![SCRATCH_ONLY_PANEL.to_string()],
-        _ => plan.panels.iter().map(|p| p.label.clone()).collect(),
+        // Each reported panel once (leave-one-out splits all report under one).
+        _ => {
+            let mut labels: Vec<String> = Vec::new();
+            for p in &plan.panels {
+                if !labels.iter().any(|l| l == p.report_label()) {
+                    labels.push(p.report_label().to_string());
+                }
+            }
+            labels
+        }
     }
 }
 

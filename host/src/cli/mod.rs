@@ -163,7 +163,9 @@ fn check_leakage(plan: &crate::experiment::Plan, plugins: &crate::experiment::Pl
         return Ok(());
     }
     for panel in &plan.panels {
-        let report = crate::leakage::check(&plugins.env, &plan.family, &plan.env_config, &panel.tasks, &plan.test_tasks)?;
+        // Each panel against the held-out tasks it adapts to (a split's: its own one).
+        let tests: Vec<u64> = (0..plan.test_tasks.len()).filter(|&t| panel.adapts_to(t)).map(|t| plan.test_tasks[t]).collect();
+        let report = crate::leakage::check(&plugins.env, &plan.family, &plan.env_config, &panel.tasks, &tests)?;
         if report.leaked.is_empty() {
             continue;
         }
