@@ -134,6 +134,8 @@ struct RawPlugin {
 #[serde(deny_unknown_fields)]
 struct RawPretrain {
     env_steps: Spanned<u64>,
+    /// Expert demonstrations per training task, recorded before pretraining starts.
+    demos: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +157,8 @@ struct RawAdapt {
     /// Env config for the scratch baseline, merged over `[env] config` (the study's Atari
     /// scratch runs use each game's own action set).
     scratch_env_config: Option<Spanned<toml::Table>>,
+    /// Test-time demonstration counts: every count is its own set of adaptation units.
+    demos: Option<Spanned<Vec<i64>>>,
 }
 
 fn default_eval_episodes() -> Spanned<u32> {
@@ -276,6 +280,15 @@ pub struct Plan {
     pub pretrain_env_steps: u64,
     /// Env steps of adaptation per test task.
     pub adapt_env_steps: u64,
+    /// Expert demonstrations per training task recorded before pretraining (`[pretrain]
+    /// demos`). Left out of `config.toml` at 0, so earlier runs' configs still match.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pretrain_demos: u32,
+    /// Test-time demonstration counts (`[adapt] demos`): each is its own set of adaptation
+    /// (and scratch) units, recording that many demos of the held-out task first. Left out of
+    /// `config.toml` at its default `[0]`.
+    #[serde(default = "default_adapt_demos", skip_serializing_if = "is_default_adapt_demos")]
+    pub adapt_demos: Vec<u32>,
     /// Curve resolution during adaptation, in env steps.
     pub eval_every: u64,
     /// Episodes behind every evaluation point (the zero-shot point and each curve point).
@@ -312,6 +325,36 @@ pub struct Plan {
     pub bootstrap_resamples: u32,
     /// Plugin versions, for the record.
     pub versions: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// No demonstrations at test time: adaptation as without the key.
+pub fn default_adapt_demos() -> Vec<u32> {
+    vec![0]
+}
+
+fn is_default_adapt_demos(v: &[u32]) -> bool {
+    v == [0]
+}
+
+impl Plan {
+    /// Whether `[adapt] demos` is other than its default `[0]`: then units and panels name
+    /// their demo count.
+    pub fn names_demos(&self) -> bool {
+        !is_default_adapt_demos(&self.adapt_demos)
+    }
+}
+
+/// `1 demo`, `k demos`: how unit names and panels name a test-time demo count.
+pub fn demos_label(k: u32) -> String {
+    if k == 1 {
+        "1 demo".into()
+    } else {
+        format!("{k} demos")
+    }
 }
 
 fn default_resamples() -> u32 {
@@ -436,6 +479,36 @@ impl Plan {
         if !(0.0..=1.0).contains(&eval_epsilon) {
             return Err(cx.at(raw.adapt.eval_epsilon.span(), "adapt.eval_epsilon must be within [0, 1]"));
         }
+        // Expert demonstrations: per training task before pretraining, and per test-time count.
+        let pretrain_demos = match raw.pretrain.as_ref().and_then(|p| p.demos.as_ref()) {
+            None => 0,
+            Some(n) => u32::try_from(*n.get_ref())
+                .map_err(|_| cx.at(n.span(), format!("pretrain.demos must be a count of demonstrations (0 or more), not {}", n.get_ref())))?,
+        };
+        let adapt_demos = match &raw.adapt.demos {
+            None => default_adapt_demos(),
+            Some(list) => {
+                let at = |msg: String| cx.at(list.span(), format!("adapt.demos: {msg}"));
+                if list.get_ref().is_empty() {
+                    return Err(at("give at least one test-time demonstration count (0 = none, the default [0])".into()));
+                }
+                let mut out = Vec::new();
+                for &k in list.get_ref() {
+                    let k = u32::try_from(k).map_err(|_| at(format!("{k} is not a count of demonstrations (0 or more)")))?;
+                    if out.contains(&k) {
+                        return Err(at(format!("{k} is listed twice")));
+                    }
+                    out.push(k);
+                }
+                out
+            }
+        };
+        // The key that asks for demonstrations, for refusals: `[pretrain] demos` first.
+        let demos_key = match (raw.pretrain.as_ref().and_then(|p| p.demos.as_ref()), &raw.adapt.demos) {
+            (Some(n), _) if pretrain_demos > 0 => Some((n.span(), "[pretrain] demos")),
+            (_, Some(l)) if adapt_demos.iter().any(|&k| k > 0) => Some((l.span(), "[adapt] demos")),
+            _ => None,
+        };
         let threads = *raw.threads.get_ref();
         if threads == 0 {
             return Err(cx.at(raw.threads.span(), "threads must be at least 1"));
@@ -459,6 +532,32 @@ impl Plan {
         };
         let env = load(&raw.env.plugin, PluginKind::ENV)?;
         let algo = load(&raw.algo.plugin, PluginKind::ALGO)?;
+        if let Some((span, key)) = &demos_key {
+            if !env.descriptor.caps.contains(Caps::ENV_DEMOS) {
+                return Err(cx.at(
+                    span.clone(),
+                    format!(
+                        "env plugin '{}' has no expert demonstrations (it lacks {}); drop {key} or choose an env with them",
+                        env.name,
+                        Caps::ENV_DEMOS
+                    ),
+                ));
+            }
+        }
+        // An algo asked to record demonstrations must learn from them.
+        let check_demos = |info: &AlgoInfo, key: Option<&(std::ops::Range<usize>, &str)>, whose: &str| -> anyhow::Result<()> {
+            match key {
+                Some((span, key)) if !info.caps.contains(Caps::USES_DEMOS) => Err(cx.at(
+                    span.clone(),
+                    format!(
+                        "algo plugin '{}' ({whose}) does not learn from demonstrations (it lacks {}); drop {key} or choose an algo with it",
+                        algo.name,
+                        Caps::USES_DEMOS
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        };
 
         // Tasks.
         let families: &[TaskFamily] = &env.descriptor.families;
@@ -674,14 +773,22 @@ impl Plan {
                 ));
             }
             check_algo(&ainfo, &spec, raw.algo.plugin.span())?;
+            check_demos(&ainfo, demos_key.as_ref(), &format!("as configured for method '{label}'"))?;
             methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim });
             metas.push(meta);
             algo_infos.push(ainfo);
             meta_infos.push(minfo);
         }
         if raw.adapt.scratch {
+            // The scratch baseline records the test-time demonstrations only.
+            let scratch_key = match &raw.adapt.demos {
+                Some(l) if adapt_demos.iter().any(|&k| k > 0) => Some((l.span(), "[adapt] demos")),
+                _ => None,
+            };
             for s in &scratch_specs {
-                check_algo(&probe_algo(&algo_base, 0, s)?, s, raw.algo.plugin.span())?;
+                let info = probe_algo(&algo_base, 0, s)?;
+                check_algo(&info, s, raw.algo.plugin.span())?;
+                check_demos(&info, scratch_key.as_ref(), "as configured for the scratch baseline")?;
             }
         }
 
@@ -768,6 +875,8 @@ impl Plan {
             methods,
             pretrain_env_steps: pretrain_steps,
             adapt_env_steps: adapt_steps,
+            pretrain_demos,
+            adapt_demos,
             eval_every,
             eval_episodes,
             eval_envs,

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::executor::{self, Launch, Pool, ProgressFile, Task};
-use crate::experiment::{Plan, Plugins};
+use crate::experiment::{demos_label, Plan, Plugins};
 use crate::loader::{check, Plugin};
 use crate::lock::{self, RunLock};
 use crate::report::{self, Curve};
@@ -38,25 +38,38 @@ use crate::services::{EpisodeLog, EvalPoint, EvalSchedule, PhaseServices};
 
 /// A unit of work. Indices point into the plan, but a unit is *named* by labels only
 /// ([`Unit::name`]): its seed and its files come from the name, so reordering methods, panels
-/// or seeds in an experiment changes nothing about any unit.
+/// or seeds in an experiment changes nothing about any unit. `demos` is the test-time
+/// demonstration count (one of `[adapt] demos`, 0 by default).
 #[derive(Debug, Clone, PartialEq)]
 enum Unit {
     Pretrain { panel: usize, method: usize, seed: u64 },
-    Adapt { panel: usize, method: usize, seed: u64, task: usize },
-    Scratch { seed: u64, task: usize },
+    Adapt { panel: usize, method: usize, seed: u64, task: usize, demos: u32 },
+    Scratch { seed: u64, task: usize, demos: u32 },
 }
 
 impl Unit {
-    /// What the unit is, in the experiment's own words: `pretrain/<panel>/<method>/seed <s>`.
+    /// What the unit is, in the experiment's own words: `pretrain/<panel>/<method>/seed <s>`;
+    /// with `[adapt] demos` other than `[0]`, adaptation and scratch units end in
+    /// `/<k> demos`.
     fn name(&self, plan: &Plan) -> String {
         let panel = |p: usize| plan.panels[p].label.as_str();
         let method = |m: usize| plan.methods[m].label.as_str();
+        let demos = |k: u32| if plan.names_demos() { format!("/{}", demos_label(k)) } else { String::new() };
         match *self {
             Unit::Pretrain { panel: p, method: m, seed } => format!("pretrain/{}/{}/seed {seed}", panel(p), method(m)),
-            Unit::Adapt { panel: p, method: m, seed, task } => {
-                format!("adapt/{}/{}/seed {seed}/{}", panel(p), method(m), plan.test_names[task])
+            Unit::Adapt { panel: p, method: m, seed, task, demos: k } => {
+                format!("adapt/{}/{}/seed {seed}/{}{}", panel(p), method(m), plan.test_names[task], demos(k))
             }
-            Unit::Scratch { seed, task } => format!("scratch/seed {seed}/{}", plan.test_names[task]),
+            Unit::Scratch { seed, task, demos: k } => format!("scratch/seed {seed}/{}{}", plan.test_names[task], demos(k)),
+        }
+    }
+
+    /// Expert demonstrations its phase records first: per training task (pretraining) or of
+    /// its held-out task (adaptation, scratch).
+    fn demos(&self, plan: &Plan) -> u32 {
+        match *self {
+            Unit::Pretrain { .. } => plan.pretrain_demos,
+            Unit::Adapt { demos, .. } | Unit::Scratch { demos, .. } => demos,
         }
     }
 
@@ -308,6 +321,15 @@ impl Runner<'_> {
         Ok(self.plugins.metas[method].new_meta(&req)?)
     }
 
+    /// `(task, name)` of each of `tasks` of the plan's family.
+    fn task_names(&self, tasks: &[u64]) -> Vec<(u64, String)> {
+        let family = self.plugins.env.descriptor.families.iter().find(|f| f.name.as_str() == self.plan.family);
+        tasks
+            .iter()
+            .map(|&t| (t, family.map_or_else(|| t.to_string(), |f| crate::tasks::task_name(f, t))))
+            .collect()
+    }
+
     /// The evaluation schedule of an adaptation (or scratch) phase seeded `seed`.
     fn schedule(&self, seed: u64) -> EvalSchedule {
         let p = self.plan;
@@ -368,7 +390,8 @@ impl Runner<'_> {
             schedule,
             on_progress,
         )
-        .with_tensorboard(events);
+        .with_tensorboard(events)
+        .with_demos(unit.demos(self.plan), seed, self.task_names(tasks));
         let log = services.episodes.clone();
         let ctx = MetaContext {
             host: services.handle(),
@@ -503,7 +526,7 @@ impl Runner<'_> {
                 )?;
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
-            Unit::Scratch { seed, task } => {
+            Unit::Scratch { seed, task, .. } => {
                 let mut algo = self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?;
                 let t = plan.test_tasks[task];
                 let schedule = self.schedule(s);
@@ -564,11 +587,15 @@ fn units(plan: &Plan) -> Vec<Unit> {
         for task in 0..plan.test_tasks.len() {
             for panel in (0..plan.panels.len()).filter(|&p| plan.panels[p].adapts_to(task)) {
                 for method in 0..plan.methods.len() {
-                    out.push(Unit::Adapt { panel, method, seed, task });
+                    for &demos in &plan.adapt_demos {
+                        out.push(Unit::Adapt { panel, method, seed, task, demos });
+                    }
                 }
             }
             if plan.scratch {
-                out.push(Unit::Scratch { seed, task });
+                for &demos in &plan.adapt_demos {
+                    out.push(Unit::Scratch { seed, task, demos });
+                }
             }
         }
     }
@@ -649,8 +676,12 @@ pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress:
 /// The panels whose tables and figures show the curve of `unit` (an adaptation or scratch
 /// unit). The scratch baseline does not depend on pretraining: it appears in every panel, or
 /// alone in a scratch-only experiment.
+///
+/// With `[adapt] demos` other than `[0]`, every test-time count is a panel of its own,
+/// `<panel>, <k> demos`, so the figures get one row per count.
 fn panels_of(plan: &Plan, unit: &Unit) -> Vec<String> {
-    match unit {
+    let labels = match unit {
+        Unit::Pretrain { .. } => return Vec::new(),
         Unit::Adapt { panel, .. } => vec![plan.panels[*panel].report_label().to_string()],
         _ if plan.panels.is_empty() => vec![SCRATCH_ONLY_PANEL.to_string()],
         // Each reported panel once (leave-one-out splits all report under one).
@@ -663,7 +694,12 @@ fn panels_of(plan: &Plan, unit: &Unit) -> Vec<String> {
             }
             labels
         }
+    };
+    if !plan.names_demos() {
+        return labels;
     }
+    let k = unit.demos(plan);
+    labels.into_iter().map(|l| format!("{l}, {}", demos_label(k))).collect()
 }
 
 /// Gathers unit results into `metrics.jsonl`, `curves.json` and `success-curves.json`, then
@@ -876,7 +912,7 @@ pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<PathBuf> {
         let (method, seed, task) = match unit {
             Unit::Pretrain { .. } => continue,
             Unit::Adapt { method, seed, task, .. } => (plan.methods[method].label.clone(), seed, task),
-            Unit::Scratch { seed, task } => ("scratch".to_string(), seed, task),
+            Unit::Scratch { seed, task, .. } => ("scratch".to_string(), seed, task),
         };
         let task = plan.test_names[task].clone();
         for panel in panels_of(&plan, &unit) {

@@ -11,7 +11,7 @@ use metarl_plugin_api::env::{EnvBox, EnvFfi, EnvFfi_TO, EnvRequest, EnvSpec, Epi
 use metarl_plugin_api::meta::{eval_quota, EvalRequest, HostServices, HostServicesFfi, HostServicesFfi_TO, Progress};
 use metarl_plugin_api::types::{Arrays, PResult, PluginError, Scalar};
 
-use crate::loader::Plugin;
+use crate::loader::{check, Plugin};
 use crate::tensorboard::UnitWriter;
 
 /// Called on every progress report: `(algo, env_steps, scalars)`; returns whether to go on.
@@ -97,6 +97,17 @@ pub struct PhaseServices<'a> {
     pub evals: Vec<EvalPoint>,
     /// Where progress reports and evaluations also go as TensorBoard events, if anywhere.
     tensorboard: Option<UnitWriter>,
+    /// The expert demonstrations [`HostServicesFfi::demos`] gives (none by default).
+    demos: Demos,
+}
+
+/// The demonstrations of a phase: `per_task` of each of `tasks`, from an env seeded `seed`.
+#[derive(Debug, Clone, Default)]
+struct Demos {
+    per_task: u32,
+    seed: u64,
+    /// `(task, name)`: each task's demos are seeded from the env's seed and its name.
+    tasks: Vec<(u64, String)>,
 }
 
 /// Episodes finished during a phase, in completion order.
@@ -199,7 +210,41 @@ impl<'a> PhaseServices<'a> {
             episodes: Arc::default(),
             evals: Vec::new(),
             tensorboard: None,
+            demos: Demos::default(),
         }
+    }
+
+    /// Gives the phase `per_task` expert demonstrations of each of `tasks` (`(task, name)`),
+    /// from one env seeded from `seed` and the name `demos`, each task's seeded from that and
+    /// its name.
+    pub fn with_demos(mut self, per_task: u32, seed: u64, tasks: Vec<(u64, String)>) -> Self {
+        self.demos = Demos { per_task, seed: metarl_plugin_kit::seeds::derive(seed, "demos"), tasks };
+        self
+    }
+
+    /// The phase's demonstrations, from the env plugin; an error names the task.
+    fn collect_demos(&self) -> anyhow::Result<Vec<Trajectory>> {
+        let d = &self.demos;
+        let req = EnvRequest {
+            family: self.family.as_str().into(),
+            tasks: d.tasks.iter().map(|(t, _)| *t).collect::<Vec<_>>().into(),
+            num_envs: 1,
+            trials: 1,
+            seed: d.seed,
+            threads: self.threads,
+            config: self.env_config.as_str().into(),
+        };
+        let mut env = self.env_plugin.new_env(&req).map_err(|e| anyhow::anyhow!("expert demonstrations: {e}"))?;
+        let mut out = Vec::new();
+        for (task, name) in &d.tasks {
+            let seed = metarl_plugin_kit::seeds::derive(d.seed, name);
+            let got = check(&self.env_plugin.name, "demos", env.demos(*task, d.per_task, seed))
+                .map_err(|e| anyhow::anyhow!("expert demonstrations of task '{name}': {e}"))?;
+            let steps: usize = got.iter().map(|t| t.rewards.len()).sum();
+            log::info!("expert demonstrations: task '{name}' gave {} of {} ({steps} steps)", got.len(), d.per_task);
+            out.extend(got);
+        }
+        Ok(out)
     }
 
     /// Also writes every progress report and evaluation of the phase to `events`.
@@ -344,5 +389,16 @@ impl HostServicesFfi for PhaseServices<'_> {
             None => ROption::RNone,
         };
         ROk(Progress { go_on, evaluate })
+    }
+
+    fn demos(&mut self) -> PResult<RVec<Trajectory>> {
+        if self.demos.per_task == 0 || self.demos.tasks.is_empty() {
+            return ROk(RVec::new());
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.collect_demos())) {
+            Ok(Ok(v)) => ROk(v.into()),
+            Ok(Err(e)) => self.fail(e),
+            Err(_) => self.fail(anyhow::anyhow!("host panicked while collecting expert demonstrations")),
+        }
     }
 }

@@ -32,7 +32,7 @@ use abi_stable::{
 use std::sync::atomic::AtomicBool;
 
 use crate::algo::AlgoBox;
-use crate::env::EnvBox;
+use crate::env::{EnvBox, Trajectory};
 use crate::export::guard;
 use crate::types::*;
 
@@ -112,6 +112,13 @@ pub trait HostServicesFfi {
     /// whether to go on and whether to evaluate first.
     #[sabi(last_prefix_field)]
     fn progress(&mut self, algo: &mut AlgoBox, env_steps: u64, scalars: RSlice<'_, Scalar>) -> PResult<Progress>;
+    /// Added in 0.2.3: the expert demonstrations the experiment gives this phase: in
+    /// pretraining `[pretrain] demos` per training task, in adaptation the unit's test-time
+    /// count of its held-out task; empty without. A host built before 0.2.3 answers with this
+    /// default body (none).
+    fn demos(&mut self) -> PResult<RVec<Trajectory>> {
+        abi_stable::std_types::ROk(RVec::new())
+    }
 }
 
 /// Borrowed host services.

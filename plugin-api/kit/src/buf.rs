@@ -110,4 +110,16 @@ impl SpaceBuf {
     pub fn numel(&self, i: usize) -> usize {
         self.numel[i]
     }
+    /// Copies row `src_row` of `src` (one array of part `part`'s dtype, rows of that part's
+    /// size) into row `row` of part `part`; false if the dtype differs or the row is outside
+    /// `src`.
+    pub fn copy_row_from(&mut self, part: usize, row: usize, src: ArrayRef<'_>, src_row: usize) -> bool {
+        let k = self.numel[part];
+        let (to, from) = (row * k..(row + 1) * k, src_row * k..(src_row + 1) * k);
+        match &mut self.parts[part] {
+            Data::U8(a) => src.u8().and_then(|b| b.get(from)).map(|b| a[to].copy_from_slice(b)).is_some(),
+            Data::F32(a) => src.f32().and_then(|b| b.get(from)).map(|b| a[to].copy_from_slice(b)).is_some(),
+            Data::I32(a) => src.i32().and_then(|b| b.get(from)).map(|b| a[to].copy_from_slice(b)).is_some(),
+        }
+    }
 }

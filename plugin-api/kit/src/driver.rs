@@ -478,6 +478,13 @@ pub struct Train<'p> {
     pub report: bool,
     /// Env steps the algo had recorded before this call (towards `learning_starts`).
     pub recorded_before: u64,
+    /// Ask the host for the phase's expert demonstrations ([`HostServicesFfi::demos`]) and
+    /// record them ([`record_demos`]) before the first step, when learning. True in
+    /// [`Train::plain`]; false for every call of a phase but its first (Reptile's inner loops),
+    /// so that a phase records its demonstrations once.
+    ///
+    /// [`HostServicesFfi::demos`]: metarl_plugin_api::meta::HostServicesFfi::demos
+    pub demos: bool,
     /// The update plan; `None` = [`default_plan`].
     pub planner: Option<&'p mut Planner<'p>>,
     /// How a planned update is carried out; `None` = [`update`].
@@ -513,6 +520,7 @@ impl<'p> Train<'p> {
             max_updates: None,
             report: true,
             recorded_before: 0,
+            demos: true,
             planner: None,
             updater: None,
             context: None,
@@ -543,6 +551,10 @@ pub struct Trained {
 /// - **Off-policy**: every step is recorded; after each `steps_per_update` steps per env, an
 ///   update, once `learning_starts` env steps are in.
 ///
+/// With `t.learn` and `t.demos`, the phase's expert demonstrations are recorded first
+/// ([`record_demos`]); their rows count towards `learning_starts`, and the first progress
+/// report carries `demos`, `demo_steps` and `demo_rows` (recorded) when there were any.
+///
 /// The budget is spent exactly, rounded up to whole batches of `num_envs` steps. With
 /// `t.report`, progress goes to the host at the start (0 steps) and after every update; an
 /// evaluation it asks for is carried out at once ([`evaluate`], from the agent's current
@@ -553,15 +565,43 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
     let env = ffi("make_env", ctx.host.make_env(tasks.as_slice().into(), ctx.num_envs, t.trials, seed))?;
     let mut d = Driver::new(env, ctx.algo, seed, t.memory)?;
     let mut out = Trained::default();
+    let mut seen: Vec<u64> = Vec::new();
+    let mut seen_set = BTreeSet::new();
+    let mut first_scalars = Vec::new();
+    if t.learn && t.demos {
+        let demos = ffi("demos", ctx.host.demos())?.into_vec();
+        if !demos.is_empty() {
+            let spec = d.batch.spec.clone();
+            let r = record_demos(ctx.algo, &spec, d.num_envs(), &demos)?;
+            out.recorded += r.rows;
+            for &task in &r.tasks {
+                if seen_set.insert(task) {
+                    seen.push(task);
+                }
+            }
+            if r.rows < r.steps {
+                log::info!(
+                    "recorded {} of {} demonstration steps: the last {} do not fill a batch of {} rows",
+                    r.rows,
+                    r.steps,
+                    r.steps - r.rows,
+                    d.num_envs()
+                );
+            }
+            first_scalars = vec![
+                Scalar::new("demos", r.demos as f64),
+                Scalar::new("demo_steps", r.steps as f64),
+                Scalar::new("demo_rows", r.rows as f64),
+            ];
+        }
+    }
     let carry_memory = t.memory == MemoryReset::Task;
-    if t.report && !report(ctx, 0, &[], memory_of(&d, carry_memory), t.context.as_deref_mut())? {
+    if t.report && !report(ctx, 0, &first_scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())? {
         out.stopped = true;
         return Ok(out);
     }
     let on_policy = is_on_policy(&info);
     let chunk = info.steps_per_update.max(1) as u64 * d.num_envs() as u64;
-    let mut seen: Vec<u64> = Vec::new();
-    let mut seen_set = BTreeSet::new();
     while d.env_steps < t.budget && t.max_updates.is_none_or(|m| out.updates < m) {
         let left = t.budget - d.env_steps;
         let full = left >= chunk;
@@ -608,6 +648,93 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
     }
     out.env_steps = d.env_steps;
     Ok(out)
+}
+
+/// What [`record_demos`] recorded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DemosRecorded {
+    /// Demonstrations given.
+    pub demos: usize,
+    /// Their steps (transitions), all together.
+    pub steps: u64,
+    /// Rows recorded: whole batches of `num_envs`, so at most `num_envs - 1` fewer than `steps`.
+    pub rows: u64,
+    /// Tasks of the recorded rows, in first-seen order.
+    pub tasks: Vec<u64>,
+}
+
+/// Records expert demonstrations into `algo` as [`Transitions`] with `extras` empty (data not
+/// from the agent), one row per demo step: observation `t`, action `t`, reward `t`, the true
+/// observation `t + 1` as `next_obs`, the demo's task, and the episode ending on its last step:
+/// `terminated` if the demo succeeded, `truncated` if not.
+///
+/// `record` takes exactly `num_envs` rows, and an algo that keeps per-env streams (n-step
+/// returns, sequences) reads row `i` of successive calls as consecutive steps of env `i`. So
+/// the demos' steps are laid end to end, in the order given, and cut into `num_envs` lanes of
+/// `L = steps / num_envs` consecutive steps; call `b` records step `b` of every lane. Where a
+/// lane ends inside a demo, its last row is marked `truncated` too (bootstrap from the true
+/// next observation; the next lane takes the demo up from there). Rows are never padded or
+/// repeated: the last `steps mod num_envs` steps, fewer than a batch, are not recorded.
+pub fn record_demos(algo: &mut AlgoBox, spec: &EnvSpec, num_envs: usize, demos: &[Trajectory]) -> Result<DemosRecorded, PluginError> {
+    let mut steps: Vec<(usize, usize)> = Vec::new();
+    for (k, d) in demos.iter().enumerate() {
+        check_demo(spec, d).map_err(|e| PluginError::invalid(format!("demonstration {k} (task {}): {e}", d.task)))?;
+        steps.extend((0..d.rewards.len()).map(|t| (k, t)));
+    }
+    let n = num_envs.max(1);
+    let lane = steps.len() / n;
+    let mut out = DemosRecorded { demos: demos.len(), steps: steps.len() as u64, rows: 0, tasks: Vec::new() };
+    let (mut obs, mut next_obs) = (SpaceBuf::zeros(&spec.obs, n), SpaceBuf::zeros(&spec.obs, n));
+    let mut actions = SpaceBuf::zeros(&spec.action, n);
+    let (mut rewards, mut terminated, mut truncated, mut task) = (vec![0f32; n], vec![0u8; n], vec![0u8; n], vec![0u64; n]);
+    for b in 0..lane {
+        for i in 0..n {
+            let (k, t) = steps[i * lane + b];
+            let d = &demos[k];
+            for (p, a) in d.obs.iter().enumerate() {
+                obs.copy_row_from(p, i, a.as_ref(), t);
+                next_obs.copy_row_from(p, i, a.as_ref(), t + 1);
+            }
+            for (p, a) in d.actions.iter().enumerate() {
+                actions.copy_row_from(p, i, a.as_ref(), t);
+            }
+            rewards[i] = d.rewards[t];
+            let demo_end = t + 1 == d.rewards.len();
+            let lane_end = b + 1 == lane;
+            terminated[i] = u8::from(demo_end && d.success);
+            truncated[i] = u8::from((demo_end && !d.success) || (lane_end && !demo_end));
+            task[i] = d.task;
+            if !out.tasks.contains(&d.task) {
+                out.tasks.push(d.task);
+            }
+        }
+        let (o, no, a) = (obs.views(), next_obs.views(), actions.views());
+        let batch = Transitions {
+            obs: o.as_slice().into(),
+            actions: a.as_slice().into(),
+            rewards: rewards.as_slice().into(),
+            terminated: terminated.as_slice().into(),
+            truncated: truncated.as_slice().into(),
+            next_obs: no.as_slice().into(),
+            task: task.as_slice().into(),
+            ..Default::default()
+        };
+        ffi("record", algo.record(batch))?;
+        out.rows += n as u64;
+    }
+    Ok(out)
+}
+
+/// Whether `d` fits `spec`: one array per part of the right dtype, `len + 1` observations and
+/// `len` actions.
+fn check_demo(spec: &EnvSpec, d: &Trajectory) -> Result<(), String> {
+    let len = d.rewards.len();
+    let fits = |what: &str, space: &Space, arrays: &[Array], rows: usize| -> Result<(), String> {
+        let views: Vec<ArrayRef<'_>> = arrays.iter().map(Array::as_ref).collect();
+        check_arrays(what, space, &views, rows)
+    };
+    fits("observations", &spec.obs, &d.obs, len + 1)?;
+    fits("actions", &spec.action, &d.actions, len)
 }
 
 fn memory_of(d: &Driver, carry: bool) -> &[f32] {
@@ -748,4 +875,97 @@ pub fn to_arrays(buf: &SpaceBuf) -> RVec<Array> {
             Data::I32(v) => Array::from_slice(v),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use metarl_plugin_api::algo::{self, Algo};
+
+    use super::*;
+
+    /// Keeps `(obs, next_obs, reward, terminated, truncated, task, extras empty)` of every row.
+    type Row = (f32, f32, f32, u8, u8, u64, bool);
+
+    struct Rows(Arc<Mutex<Vec<Vec<Row>>>>);
+
+    impl Algo for Rows {
+        fn info(&self) -> AlgoInfo {
+            unreachable!()
+        }
+        fn act(&mut self, _: ActInput<'_>, _: ActOutput<'_>) -> Result<(), PluginError> {
+            unreachable!()
+        }
+        fn record(&mut self, b: Transitions<'_>) -> Result<(), PluginError> {
+            let (o, no) = (b.obs[0].f32().unwrap(), b.next_obs[0].f32().unwrap());
+            let rows = (0..b.rewards.len())
+                .map(|i| (o[i], no[i], b.rewards[i], b.terminated[i], b.truncated[i], b.task[i], b.extras.is_empty()))
+                .collect();
+            self.0.lock().unwrap().push(rows);
+            Ok(())
+        }
+        fn update(&mut self, _: &UpdatePlan) -> Result<UpdateStats, PluginError> {
+            unreachable!()
+        }
+        fn params(&self) -> Result<Vec<f32>, PluginError> {
+            unreachable!()
+        }
+        fn set_params(&mut self, _: &[f32]) -> Result<(), PluginError> {
+            unreachable!()
+        }
+        fn save(&self) -> Result<Vec<u8>, PluginError> {
+            unreachable!()
+        }
+        fn load(&mut self, _: &[u8]) -> Result<(), PluginError> {
+            unreachable!()
+        }
+        fn reset_heads(&mut self, _: u64) -> Result<(), PluginError> {
+            unreachable!()
+        }
+        fn clear(&mut self) -> Result<(), PluginError> {
+            unreachable!()
+        }
+    }
+
+    /// Demo `k` of `len` steps: observation `t` is `10 k + t`, reward `t` too.
+    fn demo(k: u64, len: usize, success: bool) -> Trajectory {
+        let obs: Vec<f32> = (0..=len).map(|t| (10 * k + t as u64) as f32).collect();
+        Trajectory {
+            task: k,
+            obs: vec![Array::from_slice(&obs)].into(),
+            actions: vec![Array::from_slice(&vec![1i32; len])].into(),
+            rewards: obs[..len].to_vec().into(),
+            success,
+        }
+    }
+
+    #[test]
+    fn demos_fill_lanes_of_consecutive_steps_without_padding() {
+        let spec = EnvSpec { obs: Space::vector(1), action: Space::discrete(2), num_envs: 2, max_episode_steps: 0, caps: Caps::NONE };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut a = algo::into_ffi(Box::new(Rows(seen.clone())));
+        // 3 + 4 + 2 = 9 steps in 2 lanes of 4: the ninth step does not fill a batch.
+        let demos = [demo(0, 3, true), demo(1, 4, false), demo(2, 2, true)];
+        let r = record_demos(&mut a, &spec, 2, &demos).unwrap();
+        assert_eq!(r, DemosRecorded { demos: 3, steps: 9, rows: 8, tasks: vec![0, 1, 2] });
+        let batches = seen.lock().unwrap().clone();
+        assert_eq!(batches.len(), 4);
+        let lane = |i: usize| batches.iter().map(|b| b[i]).collect::<Vec<Row>>();
+        // Lane 0: demo 0 (succeeds: terminated), then demo 1's first step, cut: truncated.
+        assert_eq!(
+            lane(0),
+            [(0., 1., 0., 0, 0, 0, true), (1., 2., 1., 0, 0, 0, true), (2., 3., 2., 1, 0, 0, true), (10., 11., 10., 0, 1, 1, true)]
+        );
+        // Lane 1: the rest of demo 1 (fails: truncated), then demo 2's first step, cut.
+        assert_eq!(
+            lane(1),
+            [(11., 12., 11., 0, 0, 1, true), (12., 13., 12., 0, 0, 1, true), (13., 14., 13., 0, 1, 1, true), (20., 21., 20., 0, 1, 2, true)]
+        );
+        // A demo that does not fit the spaces is refused, naming it.
+        let mut bad = demo(4, 2, true);
+        bad.rewards = vec![0.0; 3].into();
+        let e = record_demos(&mut a, &spec, 2, &[bad]).unwrap_err();
+        assert!(e.message.contains("demonstration 0 (task 4): observations part"), "{e}");
+    }
 }

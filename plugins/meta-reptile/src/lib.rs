@@ -117,6 +117,8 @@ impl Meta for Reptile {
         let (samples, grad_steps) = (self.cfg.samples_per_task, self.cfg.grad_steps);
         let eps_end = self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon);
         let (mut steps, mut recorded) = (0u64, 0u64);
+        // The phase's demonstrations go into the algo once, with the first inner loop.
+        let mut first = true;
         if !driver::progress(&mut ctx, 0, &[], &[])? {
             return Ok(());
         }
@@ -138,11 +140,13 @@ impl Meta for Reptile {
                 max_updates: Some(self.cfg.inner_updates as u64),
                 report: false,
                 recorded_before: recorded,
+                demos: first,
                 planner: Some(&mut plan),
                 ..Train::plain(ctx.budget_env_steps - steps)
             };
             let seed = self.seeds.next();
             let done = driver::train(&mut ctx, seed, inner)?;
+            first = false;
             steps += done.env_steps;
             recorded += done.recorded;
             // 3. Outer update: move part of the way towards the adapted parameters.
