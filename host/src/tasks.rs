@@ -59,7 +59,7 @@ pub fn check_sets(families: &[TaskFamily], sets: &[NamedTaskSet]) -> Result<(), 
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("{at}: task '{}' is listed twice", task_name(family, w[0])));
         }
-        if family.tasks.names.iter().any(|n| *n == set.name) {
+        if family.tasks.names.contains(&set.name) {
             return Err(format!("{at}: the name is also one of the family's tasks"));
         }
         if sets[..i].iter().any(|o| o.family == set.family && o.name == set.name) {

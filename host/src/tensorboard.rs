@@ -65,7 +65,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// The masked CRC-32C TFRecord stores (masked so that a CRC of data holding CRCs stays strong).
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// `data` framed as one TFRecord.

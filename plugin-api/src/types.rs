@@ -622,7 +622,7 @@ impl<'a> ArrayRef<'a> {
 
 fn cast<T: Element>(dtype: Dtype, bytes: &[u8]) -> Option<&[T]> {
     let size = std::mem::size_of::<T>();
-    if dtype != T::DTYPE || bytes.len() % size != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+    if dtype != T::DTYPE || !bytes.len().is_multiple_of(size) || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return None;
     }
     // SAFETY: dtype, length and alignment were checked; `T` is plain data.
@@ -659,7 +659,7 @@ impl<'a> ArrayMut<'a> {
     pub fn get_mut<T: Element>(&mut self) -> Option<&mut [T]> {
         let size = std::mem::size_of::<T>();
         let bytes: &mut [u8] = self.bytes.as_mut_slice();
-        if self.dtype != T::DTYPE || bytes.len() % size != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+        if self.dtype != T::DTYPE || !bytes.len().is_multiple_of(size) || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         // SAFETY: dtype, length and alignment were checked; `T` is plain data.

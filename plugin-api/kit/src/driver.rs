@@ -834,7 +834,7 @@ pub fn evaluate(ctx: &mut MetaContext<'_>, req: &EvalRequest, agent: &EvalAgent<
 
 /// `(rows, width)` of context rows given for `n` envs: one shared row, or one per env.
 fn context_rows(context: &[f32], n: usize) -> (usize, usize) {
-    if context.len() % n == 0 && context.len() / n > 0 {
+    if context.len().is_multiple_of(n) && context.len() / n > 0 {
         (n, context.len() / n)
     } else {
         (1, context.len())
