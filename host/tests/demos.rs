@@ -8,14 +8,12 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("fx", "env", &plugin("metarl-fixture-env")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-        entry("const", "algo", &plugin("metarl-fixture-algo")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("fx", "env", "metarl-fixture-env"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("const", "algo", "metarl-fixture-algo"),
+    ])
 }
 
 /// An experiment over three training tasks and one held-out task, one env (so that every demo

@@ -12,15 +12,13 @@ use std::path::PathBuf;
 use common::*;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("fixture", "env", &plugin("metarl-fixture-env")),
-        entry("qlearn", "algo", &plugin("metarl-fixture-qlearn")),
-        entry("pearl", "meta", &plugin("metarl-meta-pearl")),
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("ppo", "algo", &plugin("metarl-algo-ppo")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("fixture", "env", "metarl-fixture-env"),
+        ("qlearn", "algo", "metarl-fixture-qlearn"),
+        ("pearl", "meta", "metarl-meta-pearl"),
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("ppo", "algo", "metarl-algo-ppo"),
+    ])
 }
 
 /// Pretraining on tasks 1..15, adaptation on the extremes 0 (arm 1 pays 0.97) and 15 (arm 0

@@ -10,13 +10,11 @@ use common::*;
 
 /// A registry with the toy env, MT and the fast test-only algo.
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-        entry("const", "algo", &plugin("metarl-fixture-algo")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("const", "algo", "metarl-fixture-algo"),
+    ])
 }
 
 /// Two held-out tasks (so per-task reports too), reference scores (so normalised reports and

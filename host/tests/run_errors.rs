@@ -8,14 +8,12 @@ use common::*;
 
 /// A registry with the toy env, MT, and the test-only algo and meta plugins.
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-        entry("const", "algo", &plugin("metarl-fixture-algo")),
-        entry("fx-meta", "meta", &plugin("metarl-fixture-meta")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("const", "algo", "metarl-fixture-algo"),
+        ("fx-meta", "meta", "metarl-fixture-meta"),
+    ])
 }
 
 const GOOD: &str = r#"seeds = [0, 1]

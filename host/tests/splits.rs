@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use common::*;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-        entry("const", "algo", &plugin("metarl-fixture-algo")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("const", "algo", "metarl-fixture-algo"),
+    ])
 }
 
 fn experiment(env: &str) -> String {

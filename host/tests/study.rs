@@ -7,13 +7,11 @@ use std::path::PathBuf;
 use common::*;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("ppo", "algo", &plugin("metarl-algo-ppo")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("ppo", "algo", "metarl-algo-ppo"),
+        ("mt", "meta", "metarl-meta-mt"),
+    ])
 }
 
 /// Small frames and a 4x4 grid keep PPO fast. Goals share one colour, as Procgen levels share

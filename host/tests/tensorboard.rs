@@ -13,13 +13,11 @@ use common::*;
 use serde_json::Value;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("ppo", "algo", &plugin("metarl-algo-ppo")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("ppo", "algo", "metarl-algo-ppo"),
+        ("mt", "meta", "metarl-meta-mt"),
+    ])
 }
 
 /// PPO on the small toy env (real, varied losses), with pretraining, adaptation and scratch

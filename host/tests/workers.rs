@@ -12,14 +12,12 @@ use common::*;
 
 /// The toy env, MT, PPO and the test-only algo (which crashes on request).
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let text = [
-        entry("gridworld", "env", &plugin("metarl-env-gridworld")),
-        entry("mt", "meta", &plugin("metarl-meta-mt")),
-        entry("ppo", "algo", &plugin("metarl-algo-ppo")),
-        entry("const", "algo", &plugin("metarl-fixture-algo")),
-    ]
-    .join("\n");
-    registry(&text)
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("ppo", "algo", "metarl-algo-ppo"),
+        ("const", "algo", "metarl-fixture-algo"),
+    ])
 }
 
 /// PPO on the small gridworld, as in study.rs: 2 seeds, 2 held-out goals, 10 units of a

@@ -66,6 +66,13 @@ pub fn entry(name: &str, kind: &str, path: &Path) -> String {
     format!("[[plugin]]\nname = \"{name}\"\nkind = \"{kind}\"\npath = \"{}\"\n", path.display())
 }
 
+/// A registry of `(name, kind, package)` entries in a fresh temp dir, each plugin built if
+/// missing or stale.
+pub fn registry_of(entries: &[(&str, &str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let text: Vec<String> = entries.iter().map(|(name, kind, package)| entry(name, kind, &plugin(package))).collect();
+    registry(&text.join("\n"))
+}
+
 /// Writes `text` as `registry.toml` in a fresh temp dir.
 pub fn registry(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
