@@ -802,17 +802,60 @@ struct SavedRun {
     successes: Vec<Curve>,
 }
 
+/// The plan a run directory was started with (its `config.toml`).
+fn saved_plan(dir: &Path) -> anyhow::Result<Plan> {
+    if !dir.is_dir() {
+        bail!("run directory {} does not exist", dir.display());
+    }
+    let config = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config)
+        .map_err(|_| anyhow::anyhow!("{} is not a metarl run directory (no config.toml)", dir.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is damaged or written by another metarl version: {}", config.display(), e.message().trim()))
+}
+
+/// Where each unit of a run directory stands, as `metarl status` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    /// Its result files are written.
+    Done,
+    /// A worker of the live run holding the directory is on it.
+    Running,
+    /// A worker started it (it has a log) but it has no result and nothing runs it: it
+    /// failed, or its run was interrupted. `--resume` runs it again.
+    Failed,
+    /// Not started yet.
+    Pending,
+}
+
+/// Every unit of the run in `dir` with its state and, where one exists, its worker's log.
+pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<(String, UnitState, Option<PathBuf>)>)> {
+    let plan = saved_plan(dir)?;
+    let rd = RunDir { root: dir.to_path_buf() };
+    let live = crate::lock::RunLock::refuse_if_held(dir).is_err();
+    let rows = units(&plan)
+        .iter()
+        .map(|u| {
+            let log = rd.logs().join(format!("{}.log", u.id(&plan)));
+            let progress = rd.logs().join(format!("{}.progress", u.id(&plan)));
+            let state = if rd.done(&plan, u) {
+                UnitState::Done
+            } else if live && (progress.exists() || log.exists()) {
+                UnitState::Running
+            } else if log.exists() {
+                UnitState::Failed
+            } else {
+                UnitState::Pending
+            };
+            (u.name(&plan), state, log.exists().then_some(log))
+        })
+        .collect();
+    Ok((plan, rows))
+}
+
 impl SavedRun {
     fn read(dir: &Path) -> anyhow::Result<SavedRun> {
-        if !dir.is_dir() {
-            bail!("run directory {} does not exist", dir.display());
-        }
-        let config = dir.join("config.toml");
-        let text = std::fs::read_to_string(&config)
-            .map_err(|_| anyhow::anyhow!("{} is not a metarl run directory (no config.toml)", dir.display()))?;
-        let plan: Plan = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{} is damaged or written by another metarl version: {}", config.display(), e.message().trim())
-        })?;
+        let plan = saved_plan(dir)?;
         let curves = |name: &str| -> anyhow::Result<Vec<Curve>> {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(|_| {

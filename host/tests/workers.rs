@@ -152,6 +152,12 @@ fn a_crashing_unit_fails_alone_and_resume_redoes_only_it_and_what_needs_it() {
     assert_eq!(names.iter().filter(|n| n.ends_with(".json")).count(), 4, "MT's 2 adaptations and 2 scratch runs: {names:?}");
     assert!(!names.iter().any(|n| n.contains("crashy") && n.ends_with(".json")), "{names:?}");
     assert!(!out.join("summary.csv").exists() && !out.join("curves.json").exists());
+    // `metarl status` says where every unit stands.
+    let o = metarl(&reg, &["status", out.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(o.status.success() && text.contains("8 units: 5 done, 0 running, 1 failed or interrupted, 2 pending"), "{text}");
+    assert!(text.contains(&format!("failed   {unit}  (log: {})", log.display())), "{text}");
+    assert!(text.contains("pending  adapt/12 train tasks/crashy/seed 0/12"), "{text}");
 
     // The same experiment without the crash: only the failed unit and its dependants run.
     let before = mtimes(&out);
@@ -233,8 +239,14 @@ fn a_run_directory_in_use_is_refused_at_once_and_workers_die_with_their_parent()
         assert!(start.elapsed() < Duration::from_secs(60), "the workers never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Two units of the live run are in workers: `metarl status` says so.
+    let o = metarl(&reg, &["status", out.to_str().unwrap()]);
+    assert!(stdout(&o).contains("8 units: 0 done, 2 running, 0 failed or interrupted, 6 pending"), "{}", stdout(&o));
     first.kill().unwrap();
     first.wait().unwrap();
+    // Nobody runs them now: interrupted, to be run again by --resume.
+    let o = metarl(&reg, &["status", out.to_str().unwrap()]);
+    assert!(stdout(&o).contains("8 units: 0 done, 0 running, 2 failed or interrupted, 6 pending"), "{}", stdout(&o));
     let start = Instant::now();
     while !processes_mentioning(out.to_str().unwrap()).is_empty() {
         assert!(start.elapsed() < Duration::from_secs(10), "workers outlived their parent: {:?}", processes_mentioning(out.to_str().unwrap()));

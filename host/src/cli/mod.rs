@@ -53,6 +53,8 @@ pub enum Command {
     /// without running anything; several directories of one experiment (say, its seeds run as
     /// separate jobs) are merged into one report.
     Report(report::ReportArgs),
+    /// Show where each unit of a run directory stands: done, running, failed or pending.
+    Status(report::StatusArgs),
     /// Internal: run one unit of a run directory that `metarl run` prepared and holds (the
     /// worker process `metarl run` starts for each unit; see host/src/executor.rs).
     #[command(hide = true)]
@@ -119,6 +121,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Report(args) = &cli.command {
         return report::report(args);
     }
+    if let Command::Status(args) = &cli.command {
+        return report::status(args);
+    }
     let registry = Registry::load(&cli.registry).map_err(|e| match e {
         RegistryError::Read { .. } if cli.registry.is_relative() && !cli.registry.exists() => anyhow::anyhow!(
             "{e} (run metarl from the directory that holds the registry, or pass --registry PATH)"
@@ -130,7 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::Check) => plugins::check(&registry),
         Command::Env(EnvCommand::Bench(args)) => env::bench(&registry, &args),
         Command::Env(EnvCommand::Leakage(args)) => env::leakage(&registry, &args),
-        Command::Report(_) => unreachable!("answered before the registry is loaded"),
+        Command::Report(_) | Command::Status(_) => unreachable!("answered before the registry is loaded"),
         Command::Run(args) => {
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
             check_leakage(&plan, &plugins, &args.experiment)?;

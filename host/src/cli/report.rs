@@ -23,3 +23,40 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     crate::run::report(&args.dirs, args.out.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Arguments of `metarl status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// A run directory (finished, running or interrupted).
+    #[arg(value_name = "RUN_DIR")]
+    pub dir: PathBuf,
+}
+
+/// Runs `metarl status`: one line of counts, then one line per unit that is not done.
+pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    use crate::run::UnitState;
+    let (plan, rows) = crate::run::status(&args.dir)?;
+    let count = |s: UnitState| rows.iter().filter(|r| r.1 == s).count();
+    println!(
+        "{}: {} units: {} done, {} running, {} failed or interrupted, {} pending",
+        plan.name,
+        rows.len(),
+        count(UnitState::Done),
+        count(UnitState::Running),
+        count(UnitState::Failed),
+        count(UnitState::Pending)
+    );
+    for (name, state, log) in &rows {
+        let word = match state {
+            UnitState::Done => continue,
+            UnitState::Running => "running",
+            UnitState::Failed => "failed",
+            UnitState::Pending => "pending",
+        };
+        match log {
+            Some(l) => println!("{word:<8} {name}  (log: {})", l.display()),
+            None => println!("{word:<8} {name}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
