@@ -14,6 +14,7 @@
 //! save between updates.
 
 use metarl_plugin_api::types::PluginError;
+use metarl_plugin_kit::bytes::{Reader, Writer};
 
 const MAGIC: &[u8] = b"METARL-PPO\n";
 const VERSION: u32 = 1;
@@ -50,71 +51,12 @@ pub struct Checkpoint {
     pub reward_returns: Vec<f64>,
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn str(&mut self, s: &str) {
-        self.u32(s.len() as u32);
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn f32s(&mut self, v: &[f32]) {
-        self.0.reserve(v.len() * 4);
-        for x in v {
-            self.0.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-fn truncated() -> PluginError {
-    PluginError::invalid("ppo load: the checkpoint is truncated or corrupt")
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PluginError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(truncated)?;
-        let s = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-    fn u32(&mut self) -> Result<u32, PluginError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> Result<u64, PluginError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    fn f64(&mut self) -> Result<f64, PluginError> {
-        Ok(f64::from_bits(self.u64()?))
-    }
-    fn str(&mut self) -> Result<String, PluginError> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| truncated())
-    }
-    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, PluginError> {
-        let raw = self.take(n.checked_mul(4).ok_or_else(truncated)?)?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
-    }
-}
-
 impl Checkpoint {
     /// Serialises the checkpoint.
     pub fn to_bytes(&self) -> Vec<u8> {
         let floats: usize = self.params.iter().map(|p| p.data.len()).sum();
         let mut w = Writer(Vec::with_capacity(64 + floats * 12));
-        w.0.extend_from_slice(MAGIC);
+        w.bytes(MAGIC);
         w.u32(VERSION);
         w.str(&self.arch);
         w.u32(self.params.len() as u32);
@@ -145,10 +87,7 @@ impl Checkpoint {
 
     /// Parses bytes from [`Checkpoint::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PluginError> {
-        if !bytes.starts_with(MAGIC) {
-            return Err(PluginError::invalid("ppo load: not a ppo checkpoint (bad magic bytes)"));
-        }
-        let mut r = Reader { bytes, at: MAGIC.len() };
+        let mut r = Reader::new(bytes, MAGIC, "ppo")?;
         let version = r.u32()?;
         if version != VERSION {
             return Err(PluginError::invalid(format!("ppo load: checkpoint format {version}, this plugin reads {VERSION}")));
@@ -161,18 +100,18 @@ impl Checkpoint {
             let ndim = r.u32()? as usize;
             let dims = (0..ndim).map(|_| r.u64().map(|d| d as i64)).collect::<Result<Vec<_>, _>>()?;
             let numel = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?));
-            let data = r.f32s(numel.ok_or_else(truncated)?)?;
+            let data = r.f32s(numel.ok_or_else(|| r.corrupt())?)?;
             params.push(Stored { name, dims, data });
         }
         let adam_step = r.u64()?;
-        let moments = |r: &mut Reader| params.iter().map(|p| r.f32s(p.data.len())).collect::<Result<Vec<_>, _>>();
+        let moments = |r: &mut Reader<'_>| params.iter().map(|p| r.f32s(p.data.len())).collect::<Result<Vec<_>, _>>();
         let adam_m = moments(&mut r)?;
         let adam_v = moments(&mut r)?;
         let rng = [r.u64()?, r.u64()?, r.u64()?, r.u64()?];
         let reward_stats = [r.f64()?, r.f64()?, r.f64()?];
         let n = r.u32()? as usize;
         let reward_returns = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>, _>>()?;
-        if r.at != bytes.len() {
+        if !r.done() {
             return Err(PluginError::invalid("ppo load: trailing bytes after the checkpoint"));
         }
         Ok(Checkpoint { arch, params, adam_step, adam_m, adam_v, rng, reward_stats, reward_returns })
