@@ -31,6 +31,24 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 /// How often the parent looks at its workers (and redraws their bars).
 const TICK: Duration = Duration::from_millis(50);
 
+/// The signal (SIGINT or SIGTERM) that asked the parent to stop, 0 while none did.
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    // Only an atomic store: all a signal handler may safely do.
+    INTERRUPTED.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGINT (Ctrl-C) and SIGTERM (`kill`, Slurm's time limit) ask the pool to stop:
+/// it stops its workers, and `metarl run` exits with an error naming the signal and what
+/// `--resume` will redo, its lock released.
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only stores into an atomic.
+        unsafe { libc::signal(sig, on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    }
+}
+
 /// Workers at a time when `--jobs` is not given: the cores this process may use (its CPU
 /// affinity and cgroup quota included) divided by the experiment's `threads` per unit, at
 /// least one, so that workers × threads do not oversubscribe the machine.
@@ -247,6 +265,7 @@ impl Pool<'_> {
         finished: &dyn Fn(&Task) -> bool,
     ) -> anyhow::Result<Summary> {
         std::fs::create_dir_all(&self.logs).with_context(|| format!("cannot create {}", self.logs.display()))?;
+        catch_interrupts();
         let display = self.display();
         let mut state = vec![State::Waiting; tasks.len()];
         let mut workers: Vec<Worker> = Vec::new();
@@ -278,6 +297,26 @@ impl Pool<'_> {
                 break;
             }
             std::thread::sleep(TICK);
+            let sig = INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst);
+            if sig != 0 {
+                // Stop every worker (a terminal's Ctrl-C reached them too), then say so.
+                let stopped: Vec<String> = workers.iter().map(|w| tasks[w.task].name.clone()).collect();
+                for mut w in workers {
+                    let _ = w.child.kill();
+                    let _ = w.child.wait();
+                    if let Some((path, bar)) = &w.progress {
+                        bar.finish_and_clear();
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                anyhow::bail!(
+                    "{}: interrupted by {}: stopped {} unit(s) in flight ({}); finished units are kept, and `--resume` runs the rest",
+                    self.title,
+                    signal_name(sig),
+                    stopped.len(),
+                    stopped.join(", ")
+                );
+            }
             let mut k = 0;
             while k < workers.len() {
                 let status = match workers[k].child.try_wait() {

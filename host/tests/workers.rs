@@ -256,6 +256,34 @@ fn a_run_directory_in_use_is_refused_at_once_and_workers_die_with_their_parent()
     assert!(out.join(".lock").exists());
 }
 
+/// SIGTERM (or Ctrl-C) to `metarl run`: its workers are stopped, it exits with one line
+/// naming the signal, and the lock is released for `--resume`.
+#[test]
+fn sigterm_stops_the_workers_and_releases_the_directory() {
+    let (d, reg) = setup();
+    let exp = write_exp(d.path(), "long.toml", &CRASHY.replace("env_steps = 400", "env_steps = 4_000_000_000"));
+    let out = d.path().join("term");
+    let first = Command::new(bin())
+        .current_dir(d.path())
+        .args(["--registry", reg.to_str().unwrap(), "run", exp.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while processes_mentioning(out.to_str().unwrap()).len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the workers never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap().success());
+    let o = first.wait_with_output().unwrap();
+    assert_one_line_error(&o, &["interrupted by SIGTERM: stopped 2 unit(s) in flight", "--resume"]);
+    assert!(processes_mentioning(out.to_str().unwrap()).is_empty(), "workers outlived the stop");
+    assert!(!out.join(".lock").exists(), "the lock was released");
+    let o = metarl(&reg, &["status", out.to_str().unwrap()]);
+    assert!(stdout(&o).contains("8 units: 0 done, 0 running, 2 failed or interrupted, 6 pending"), "{}", stdout(&o));
+}
+
 #[test]
 fn killing_a_parallel_run_and_resuming_gives_the_files_of_a_sequential_run() {
     let (d, reg) = setup();
