@@ -275,7 +275,8 @@ fn sigterm_stops_the_workers_and_releases_the_directory() {
         assert!(start.elapsed() < Duration::from_secs(60), "the workers never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap().success());
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGTERM) }, 0);
     let o = first.wait_with_output().unwrap();
     assert_one_line_error(&o, &["interrupted by SIGTERM: stopped 2 unit(s) in flight", "--resume"]);
     assert!(processes_mentioning(out.to_str().unwrap()).is_empty(), "workers outlived the stop");

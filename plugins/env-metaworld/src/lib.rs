@@ -220,9 +220,11 @@ fn failed(msg: impl std::fmt::Display) -> PluginError {
 }
 
 impl MetaWorld {
-    /// Starts the server and builds every task's env in it, so bad names fail at once.
+    /// The server, started (and every task's env built in it, so bad names fail at once) if
+    /// there is none. A dead one stays until `reset` replaces it: its copies' episodes are gone,
+    /// so only a reset may go on with a new server.
     fn connect(&mut self) -> Result<&mut Server, PluginError> {
-        if self.server.as_ref().is_some_and(Server::alive) {
+        if self.server.is_some() {
             return Ok(self.server.as_mut().expect("checked"));
         }
         let mut server = Server::start(self.launch.clone()).map_err(failed)?;

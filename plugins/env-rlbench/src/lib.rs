@@ -197,9 +197,10 @@ fn failed(msg: impl std::fmt::Display) -> PluginError {
 
 impl RlBench {
     /// Server `slot` (a copy, or the demo server at `num_envs`), started, probed and set up
-    /// (RLBench launched) unless it already runs.
+    /// (RLBench launched) if the slot is empty. A dead copy server stays until `reset`
+    /// replaces it (its episode is gone), a dead demo server until the next `demos`.
     fn connect(&mut self, slot: usize) -> Result<&mut Server, PluginError> {
-        if self.servers[slot].as_ref().is_some_and(Server::alive) {
+        if self.servers[slot].is_some() {
             return Ok(self.servers[slot].as_mut().expect("checked"));
         }
         let mut server = Server::start(self.launch.clone()).map_err(failed)?;
