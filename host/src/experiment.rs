@@ -39,6 +39,9 @@ struct RawExperiment {
     method: Vec<Spanned<RawMethod>>,
     #[serde(default)]
     report: RawReport,
+    /// `[slurm]`: job resources for `--executor slurm` (see [`crate::slurm::SlurmOptions`]).
+    #[serde(default)]
+    slurm: crate::slurm::SlurmOptions,
 }
 
 /// A normalisation of held-out returns by reference scores, as reports name it.
@@ -325,6 +328,10 @@ pub struct Plan {
     pub bootstrap_resamples: u32,
     /// Plugin versions, for the record.
     pub versions: Vec<String>,
+    /// `[slurm]`: job resources for the Slurm executor. Not part of `config.toml`: they say
+    /// where the units run, not what they compute, so a resumed run may change them.
+    #[serde(skip)]
+    pub slurm: crate::slurm::SlurmOptions,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -890,6 +897,7 @@ impl Plan {
             normalisation,
             bootstrap_resamples,
             versions,
+            slurm: raw.slurm.clone(),
         };
         Ok((plan, Plugins { env, algo, metas, spec, scratch_specs, algo_infos, meta_infos }))
     }

@@ -20,5 +20,6 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod slurm;
 pub mod tasks;
 pub mod tensorboard;

@@ -68,7 +68,25 @@ impl RunLock {
     /// naming `dir` and the holder's pid, when a live process holds it. A lock file left by a
     /// holder that died is taken over, with a warning naming the dead holder.
     pub fn acquire(dir: &Path) -> anyhow::Result<RunLock> {
-        let path = dir.join(LOCK_FILE);
+        let takeover = |previous: &str| {
+            log::warn!("taking over the lock of {}: its holder (pid {previous}) is no longer running (killed?)", dir.display())
+        };
+        Self::acquire_at(dir.join(LOCK_FILE), |pid| in_use(dir, pid), takeover)
+    }
+
+    /// Takes the lock of one unit of run directory `dir` (`logs/<unit id>.lock`), for the
+    /// worker that runs it; fails at once, naming the holder's pid, while another worker runs
+    /// that unit. The local pool never starts a unit twice; under Slurm the lock stops a unit
+    /// submitted again while its earlier job still runs (a `--resume` from a machine whose
+    /// `squeue` does not see it) from being written by two workers at once.
+    pub fn acquire_unit(dir: &Path, unit_id: &str) -> anyhow::Result<RunLock> {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        let busy = |pid: &str| anyhow::anyhow!("unit {unit_id} of {} is already being run by another worker (pid {pid})", dir.display());
+        Self::acquire_at(logs.join(format!("{unit_id}.lock")), busy, |_| {})
+    }
+
+    fn acquire_at(path: PathBuf, busy: impl Fn(&str) -> anyhow::Error, takeover: impl Fn(&str)) -> anyhow::Result<RunLock> {
         loop {
             let mut file = std::fs::OpenOptions::new()
                 .read(true)
@@ -78,7 +96,7 @@ impl RunLock {
                 .open(&path)
                 .with_context(|| format!("cannot create the lock file {}", path.display()))?;
             if !try_flock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
-                return Err(in_use(dir, &pid_in(&mut file)));
+                return Err(busy(&pid_in(&mut file)));
             }
             // A holder that finished removed the file between our open and our flock: the
             // lock we hold is on a file nobody else will open. Start again with the new one.
@@ -90,10 +108,7 @@ impl RunLock {
             }
             let previous = pid_in(&mut file);
             if previous != "?" {
-                log::warn!(
-                    "taking over the lock of {}: its holder (pid {previous}) is no longer running (killed?)",
-                    dir.display()
-                );
+                takeover(&previous);
             }
             file.set_len(0).and_then(|_| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()))
                 .with_context(|| format!("cannot write {}", path.display()))?;

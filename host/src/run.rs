@@ -133,12 +133,17 @@ struct CurveFile {
     training_episodes: Vec<(u64, Option<f64>)>,
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically. A write that fails (a full disk) leaves no temporary
+/// file behind.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .and_then(|_| std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 // --- checkpoints: safetensors files holding the algo's and the meta-method's state as u8
@@ -253,9 +258,7 @@ fn prepare_dir(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<(RunDir,
     } else if resume {
         bail!("nothing to resume: {} does not exist", out.display());
     }
-    for dir in [out.to_path_buf(), out.join("units"), out.join("checkpoints")] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
-    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     let lock = RunLock::acquire(out)?;
     if started {
         let old = std::fs::read_to_string(&config_path)
@@ -267,10 +270,15 @@ fn prepare_dir(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<(RunDir,
             );
         }
     }
+    // config.toml first: a start that fails or is killed before it is in place leaves nothing
+    // but the lock, so the directory counts as empty again (not as a run without its config).
+    write_atomic(&config_path, config.as_bytes())?;
+    for dir in [out.join("units"), out.join("checkpoints")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    }
     let probe = out.join(".write-test");
     std::fs::write(&probe, b"").with_context(|| format!("output directory {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(probe);
-    write_atomic(&config_path, config.as_bytes())?;
     Ok((RunDir { root: out.to_path_buf() }, lock))
 }
 
@@ -602,6 +610,58 @@ fn units(plan: &Plan) -> Vec<Unit> {
     out
 }
 
+/// A unit as an executor sees it: what it is called, what it needs, whether it is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitRef {
+    /// Its id: the name of its files and what `metarl worker --unit` takes.
+    pub id: String,
+    /// Its name in the experiment's words (`pretrain/<panel>/<method>/seed <s>`, ...).
+    pub name: String,
+    /// The id of the unit that must finish first (an adaptation's pretraining).
+    pub needs: Option<String>,
+    /// Its result files are written.
+    pub done: bool,
+}
+
+/// Every unit of `plan` in plan order (pretraining first), with its state in run directory
+/// `out`: the unit graph the executors schedule.
+pub fn unit_graph(plan: &Plan, out: &Path) -> Vec<UnitRef> {
+    let dir = RunDir { root: out.to_path_buf() };
+    units(plan)
+        .iter()
+        .map(|u| UnitRef { id: u.id(plan), name: u.name(plan), needs: u.needs().map(|n| n.id(plan)), done: dir.done(plan, u) })
+        .collect()
+}
+
+/// Prepares and locks run directory `out` for `plan` as `metarl run` does (see
+/// [`prepare_dir`]); the lock is held until the returned value is dropped.
+pub fn prepare(plan: &Plan, out: &Path, resume: bool) -> anyhow::Result<RunLock> {
+    prepare_dir(plan, out, resume).map(|(_, lock)| lock)
+}
+
+/// `metarl worker --report`: writes the report of run directory `out` once every unit is
+/// done (the Slurm executor's last job); names the units that are not.
+pub fn report_when_done(plan: &Plan, out: &Path) -> anyhow::Result<()> {
+    check_saved_plan(plan, out)?;
+    let all = units(plan);
+    let dir = RunDir { root: out.to_path_buf() };
+    let missing: Vec<String> = all.iter().filter(|u| !dir.done(plan, u)).map(|u| u.name(plan)).collect();
+    if let Some(first) = missing.first() {
+        bail!("{} of {} units of {} are not done (first: {first}): no report written", missing.len(), all.len(), out.display());
+    }
+    finalize(plan, &dir, &all)
+}
+
+/// Refuses a plan other than the one run directory `out` was started with.
+fn check_saved_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
+    let saved = std::fs::read_to_string(out.join("config.toml"))
+        .with_context(|| format!("{} is not a metarl run directory (no config.toml)", out.display()))?;
+    if saved != toml::to_string(plan)? {
+        bail!("the experiment (or a plugin version) changed since {} was started; a worker runs its run's experiment only", out.display());
+    }
+    Ok(())
+}
+
 /// Number of units `plan` consists of.
 pub fn count_units(plan: &Plan) -> usize {
     units(plan).len()
@@ -614,6 +674,19 @@ pub fn count_units(plan: &Plan) -> usize {
 /// never ran.
 pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &Launch) -> anyhow::Result<PathBuf> {
     let (dir, _lock) = prepare_dir(plan, out, resume)?;
+    if resume {
+        // Units that Slurm jobs of an earlier `--executor slurm` still hold are not run twice.
+        match crate::slurm::queued_units(out) {
+            Ok(q) if !q.is_empty() => bail!(
+                "{} unit(s) of {} are still queued or running in Slurm: wait for them (metarl status {}), or scancel them, before resuming here",
+                q.len(),
+                out.display(),
+                out.display()
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot tell whether Slurm still runs units of {}: {e}", out.display()),
+        }
+    }
     let all = units(plan);
     let todo: Vec<&Unit> = all.iter().filter(|u| !dir.done(plan, u)).collect();
     if resume {
@@ -659,17 +732,20 @@ pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &
 /// experiment (or plugins) other than the one the run directory was started with, since it
 /// reads the experiment file anew.
 pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress: Option<PathBuf>) -> anyhow::Result<()> {
-    let saved = std::fs::read_to_string(out.join("config.toml"))
-        .with_context(|| format!("{} is not a metarl run directory (no config.toml)", out.display()))?;
-    if saved != toml::to_string(plan)? {
-        bail!("the experiment (or a plugin version) changed since {} was started; a worker runs its run's experiment only", out.display());
-    }
+    check_saved_plan(plan, out)?;
     let unit = units(plan)
         .into_iter()
         .find(|u| u.id(plan) == unit_id)
         .ok_or_else(|| anyhow::anyhow!("the experiment of {} has no unit '{unit_id}'", out.display()))?;
+    let _unit_lock = RunLock::acquire_unit(out, unit_id)?;
+    let dir = RunDir { root: out.to_path_buf() };
+    if dir.done(plan, &unit) {
+        // A unit submitted twice (Slurm) keeps the files its first run wrote.
+        log::info!("worker {}: unit {} is already done; nothing to do", std::process::id(), unit.name(plan));
+        return Ok(());
+    }
     log::info!("worker {}: unit {}", std::process::id(), unit.name(plan));
-    let runner = Runner { plan, plugins, dir: RunDir { root: out.to_path_buf() }, progress };
+    let runner = Runner { plan, plugins, dir, progress };
     runner.run_unit(&unit)
 }
 
@@ -826,20 +902,46 @@ pub enum UnitState {
     Failed,
     /// Not started yet.
     Pending,
+    /// Waiting in Slurm's queue (`--executor slurm`).
+    Queued,
+}
+
+/// One unit in `metarl status`: its name, state, worker log (where one exists) and Slurm job
+/// (where `squeue` holds one: `<array job>_<index>`).
+#[derive(Debug, Clone)]
+pub struct UnitStatus {
+    /// The unit's name.
+    pub name: String,
+    /// Where it stands.
+    pub state: UnitState,
+    /// Its worker's log.
+    pub log: Option<PathBuf>,
+    /// Its Slurm array task.
+    pub job: Option<String>,
 }
 
 /// Every unit of the run in `dir` with its state and, where one exists, its worker's log.
-pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<(String, UnitState, Option<PathBuf>)>)> {
+///
+/// Where the run was submitted to Slurm, `squeue` says which units its jobs still hold.
+pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<UnitStatus>)> {
     let plan = saved_plan(dir)?;
     let rd = RunDir { root: dir.to_path_buf() };
     let live = crate::lock::RunLock::refuse_if_held(dir).is_err();
+    let queued = crate::slurm::queued_units(dir)?;
     let rows = units(&plan)
         .iter()
         .map(|u| {
             let log = rd.logs().join(format!("{}.log", u.id(&plan)));
             let progress = rd.logs().join(format!("{}.progress", u.id(&plan)));
+            let id = u.id(&plan);
+            let job = queued.get(&id).map(|(job, _)| job.clone());
             let state = if rd.done(&plan, u) {
                 UnitState::Done
+            } else if let Some((_, q)) = queued.get(&id) {
+                match q {
+                    crate::slurm::Queued::Running => UnitState::Running,
+                    crate::slurm::Queued::Pending => UnitState::Queued,
+                }
             } else if live && (progress.exists() || log.exists()) {
                 UnitState::Running
             } else if log.exists() {
@@ -847,7 +949,7 @@ pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<(String, UnitState, Optio
             } else {
                 UnitState::Pending
             };
-            (u.name(&plan), state, log.exists().then_some(log))
+            UnitStatus { name: u.name(&plan), state, log: log.exists().then_some(log), job }
         })
         .collect();
     Ok((plan, rows))

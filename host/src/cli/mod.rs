@@ -79,6 +79,28 @@ pub struct RunArgs {
     /// divided by the experiment's `threads`). Results do not depend on it.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
+    /// Where the units run: `local` (worker processes on this machine, `--jobs` at a time) or
+    /// `slurm` (job arrays submitted with sbatch; the run directory must be on a filesystem
+    /// the nodes share).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    pub executor: Executor,
+    /// With `--executor slurm`: write the job scripts into RUN_DIR/slurm/ and submit nothing.
+    #[arg(long, requires = "executor")]
+    pub dry_run: bool,
+    /// With `--executor slurm`: a job option over the experiment's `[slurm]` table, as
+    /// KEY=VALUE (partition, time, cpus_per_task, mem, gres, account; extra and setup append
+    /// a line). Repeatable.
+    #[arg(long = "slurm", value_name = "KEY=VALUE")]
+    pub slurm: Vec<String>,
+}
+
+/// Where `metarl run` runs the units.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// Worker processes on this machine.
+    Local,
+    /// Job arrays on a Slurm cluster.
+    Slurm,
 }
 
 /// Arguments of the hidden `metarl worker`: what `metarl run` passes to each worker.
@@ -90,8 +112,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The unit to run, by its id (the name of its files, e.g. `pretrain-...-1a2b3c4d`).
-    #[arg(long, value_name = "ID")]
-    pub unit: String,
+    #[arg(long, value_name = "ID", required_unless_present = "report", conflicts_with = "report")]
+    pub unit: Option<String>,
+    /// Run no unit: write the run's report, if every unit is done (the Slurm executor's last
+    /// job).
+    #[arg(long)]
+    pub report: bool,
     /// Where to write the env steps done so far, for the parent's progress bar.
     #[arg(long, value_name = "FILE")]
     pub progress: Option<PathBuf>,
@@ -148,14 +174,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let out = args.out.clone().unwrap_or_else(|| plan.default_out());
             let launch = crate::executor::Launch { registry: cli.registry.clone(), verbose: cli.verbose, experiment: args.experiment.clone() };
-            crate::run::run(&plan, &out, args.resume, args.jobs.map(|j| j as usize), &launch)?;
+            match args.executor {
+                Executor::Local => {
+                    if args.dry_run || !args.slurm.is_empty() {
+                        anyhow::bail!("--dry-run and --slurm only apply with --executor slurm");
+                    }
+                    crate::run::run(&plan, &out, args.resume, args.jobs.map(|j| j as usize), &launch)?;
+                }
+                Executor::Slurm => {
+                    if args.jobs.is_some() {
+                        anyhow::bail!("--jobs applies to the local executor; Slurm runs as many units at once as it schedules");
+                    }
+                    let options = plan.slurm.with_overrides(&args.slurm)?;
+                    let submit = crate::slurm::Submit { out: &out, resume: args.resume, dry_run: args.dry_run, launch: &launch, options };
+                    crate::slurm::submit(&plan, &submit)?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => {
             crate::executor::name_worker_process();
             // The parent checked leakage; the worker checks that its plan is the run's.
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
-            crate::run::work(&plan, &plugins, &args.out, &args.unit, args.progress.clone())?;
+            match &args.unit {
+                Some(unit) => crate::run::work(&plan, &plugins, &args.out, unit, args.progress.clone())?,
+                None => crate::run::report_when_done(&plan, &args.out)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -36,9 +36,13 @@ pub struct StatusArgs {
 pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     use crate::run::UnitState;
     let (plan, rows) = crate::run::status(&args.dir)?;
-    let count = |s: UnitState| rows.iter().filter(|r| r.1 == s).count();
+    let count = |s: UnitState| rows.iter().filter(|r| r.state == s).count();
+    let queued = match count(UnitState::Queued) {
+        0 => String::new(),
+        n => format!(", {n} queued in Slurm"),
+    };
     println!(
-        "{}: {} units: {} done, {} running, {} failed or interrupted, {} pending",
+        "{}: {} units: {} done, {} running, {} failed or interrupted, {} pending{queued}",
         plan.name,
         rows.len(),
         count(UnitState::Done),
@@ -46,17 +50,26 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         count(UnitState::Failed),
         count(UnitState::Pending)
     );
-    for (name, state, log) in &rows {
-        let word = match state {
+    for r in &rows {
+        let word = match r.state {
             UnitState::Done => continue,
             UnitState::Running => "running",
             UnitState::Failed => "failed",
             UnitState::Pending => "pending",
+            UnitState::Queued => "queued",
         };
-        match log {
-            Some(l) => println!("{word:<8} {name}  (log: {})", l.display()),
-            None => println!("{word:<8} {name}"),
+        let mut line = format!("{word:<8} {}", r.name);
+        let mut notes = Vec::new();
+        if let Some(job) = &r.job {
+            notes.push(format!("Slurm job {job}"));
         }
+        if let Some(log) = &r.log {
+            notes.push(format!("log: {}", log.display()));
+        }
+        if !notes.is_empty() {
+            line.push_str(&format!("  ({})", notes.join(", ")));
+        }
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }
