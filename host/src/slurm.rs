@@ -299,7 +299,8 @@ fn arrays(graph: &[UnitRef], queued: &HashMap<String, (String, Queued)>) -> Vec<
 /// `metarl run --executor slurm`: prepares the run directory, writes the job scripts and the
 /// submission into `<out>/slurm/`, and (unless `dry_run`) submits it with `sbatch`.
 pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
-    let out = s.out;
+    // Jobs start elsewhere: every path they are given is absolute.
+    let out = &std::path::absolute(s.out).with_context(|| format!("cannot resolve {}", s.out.display()))?;
     let lock = crate::run::prepare(plan, out, s.resume)?;
     let queued = if s.resume { queued_units(out)? } else { HashMap::new() };
     let graph = crate::run::unit_graph(plan, out);
@@ -376,7 +377,6 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
         arrays.len(),
         sh(&dir)
     );
-    script.push_str("submit() { local id; id=$(sbatch --parsable \"$@\"); echo \"${id%%;*}\"; }\n");
     let mut report_after: Vec<String> = queued.values().map(|(task, _)| task.clone()).collect();
     report_after.sort();
     let mut chunk_names: Vec<Vec<String>> = Vec::new();
@@ -397,16 +397,20 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
             let var = format!("j{k}");
             k += 1;
             // The units file by its full path: the job runs in the directory `metarl run` ran in.
-            writeln!(script, "{var}=$(submit --array=0-{}{dependency} unit.sbatch {})", chunk.len() - 1, sh(dir.join(&units_file))).unwrap();
+            // `--parsable` prints `<job id>[;<cluster>]`.
+            writeln!(script, "{var}=$(sbatch --parsable --array=0-{}{dependency} unit.sbatch {})", chunk.len() - 1, sh(dir.join(&units_file))).unwrap();
+            writeln!(script, "{var}=${{{var}%%;*}}").unwrap();
             writeln!(script, "printf '{n}\\t%s\\t{units_file}\\n' \"${var}\" >> jobs.tsv").unwrap();
             report_after.push(format!("${{{var}}}"));
             names.push(var);
         }
         chunk_names.push(names);
     }
-    writeln!(script, "report=$(submit --dependency=afterok:{} --kill-on-invalid-dep=yes report.sbatch)", report_after.join(":")).unwrap();
+    writeln!(script, "report=$(sbatch --parsable --dependency=afterok:{} --kill-on-invalid-dep=yes report.sbatch)", report_after.join(":")).unwrap();
+    writeln!(script, "report=${{report%%;*}}").unwrap();
     writeln!(script, "printf '{n}\\t%s\\treport\\n' \"$report\" >> jobs.tsv").unwrap();
-    writeln!(script, "echo \"submitted: array jobs ${{j0:-}}..., report job $report\"").unwrap();
+    let arrays_list: Vec<String> = (0..k).map(|i| format!("${{j{i}}}")).collect();
+    writeln!(script, "echo \"array jobs {}, report job $report\"", arrays_list.join(" ")).unwrap();
     let submit_path = dir.join(format!("submit-{n}.sh"));
     write_file(&submit_path, &script)?;
 
@@ -440,7 +444,7 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
             dir.join("jobs.tsv").display()
         );
     }
-    println!("{}: {summary}; submitted ({}).", plan.name, last_line(&output.stdout).trim_start_matches("submitted: "));
+    println!("{}: {summary}; submitted as Slurm {}.", plan.name, last_line(&output.stdout));
     println!("follow it with: metarl status {}", out.display());
     Ok(())
 }

@@ -158,6 +158,13 @@ fn a_dry_run_submits_nothing_and_its_script_gives_the_files_of_a_local_run() {
     assert!(submit.contains("--array=0-1 --dependency=afterok:\"${j0}_0\""), "{submit}");
     assert!(submit.contains("--array=0-1 --dependency=afterok:\"${j0}_1\""), "{submit}");
 
+    // A submission sbatch refuses is one line with sbatch's reason, and records nothing.
+    let o = cluster.metarl(&reg, &["run", exp.to_str().unwrap(), "--out", b_s, "--executor", "slurm", "--resume", "--slurm", "partition=nosuch"]);
+    assert_one_line_error(&o, &["submitting", "submit-1.sh", "partition"]);
+    assert!(!b.join("slurm/jobs.tsv").exists() && cluster.queue().is_empty());
+    let o = cluster.metarl(&reg, &["run", exp.to_str().unwrap(), "--out", b_s, "--executor", "slurm", "--dry-run", "--resume", "--slurm", "time=00:10:00"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
     // The submission script runs as it is, and records its jobs.
     let o = cluster.cmd("bash").arg(b.join("slurm/submit-1.sh")).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -175,13 +182,18 @@ fn queued_units_are_not_run_twice_and_resume_resubmits_a_cancelled_unit_and_its_
     let (dir, reg) = setup();
     let exp = dir.path().join("study.toml");
     std::fs::write(&exp, STUDY).unwrap();
-    let exp_s = exp.to_str().unwrap();
     let a = local_reference(&reg, &exp, dir.path());
     let b = dir.path().join("slurm-run");
     let b_s = b.to_str().unwrap();
 
+    // `metarl run` with paths relative to where it runs, as users type them.
+    let run_b = |args: &[&str]| -> Output {
+        let mut c = cluster.cmd(bin());
+        c.current_dir(dir.path()).arg("--registry").arg(&reg).args(["run", "study.toml", "--out", "slurm-run"]).args(args);
+        c.output().unwrap()
+    };
     // Every job held, so that the test decides what runs when.
-    let o = cluster.metarl(&reg, &["run", exp_s, "--out", b_s, "--executor", "slurm", "--slurm", "extra=--hold"]);
+    let o = run_b(&["--executor", "slurm", "--slurm", "extra=--hold"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("10 of 10 units to submit"), "{}", stdout(&o));
     let jobs = recorded_jobs(&b);
@@ -191,10 +203,10 @@ fn queued_units_are_not_run_twice_and_resume_resubmits_a_cancelled_unit_and_its_
     assert!(stdout(&o).contains(&format!("Slurm job {}_0", jobs[0])), "{}", stdout(&o));
 
     // Nothing queued is submitted again, and a local resume refuses to run it.
-    let o = cluster.metarl(&reg, &["run", exp_s, "--out", b_s, "--executor", "slurm", "--resume"]);
+    let o = run_b(&["--executor", "slurm", "--resume"]);
     assert!(o.status.success() && stdout(&o).contains("nothing to submit"), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(recorded_jobs(&b).len(), 4);
-    let o = cluster.metarl(&reg, &["run", exp_s, "--out", b_s, "--resume"]);
+    let o = run_b(&["--resume"]);
     assert_one_line_error(&o, &["still queued or running in Slurm", "scancel"]);
 
     // Cancel the first pretraining unit (seed 0) while held: its two adaptations and the
@@ -213,7 +225,7 @@ fn queued_units_are_not_run_twice_and_resume_resubmits_a_cancelled_unit_and_its_
     // Resume submits exactly the cancelled unit and the two that need it.
     let before: Vec<_> = std::fs::read_dir(b.join("units")).unwrap().map(|e| e.unwrap().path()).collect();
     let mtimes: Vec<_> = before.iter().map(|p| std::fs::metadata(p).unwrap().modified().unwrap()).collect();
-    let o = cluster.metarl(&reg, &["run", exp_s, "--out", b_s, "--executor", "slurm", "--resume"]);
+    let o = run_b(&["--executor", "slurm", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("3 of 10 units to submit in 2 array job(s) (7 done, 0 still queued)"), "{}", stdout(&o));
     cluster.wait_idle(&b, Duration::from_secs(180));
