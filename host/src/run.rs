@@ -845,6 +845,11 @@ fn write_reports(plan: &Plan, root: &Path, returns: &[Curve], successes: &[Curve
         None => (returns, report::ScoreKind::Return),
     };
     report::write_aggregates(root, &title, kind, scores, plan.bootstrap_resamples)?;
+    // And of the success rates, for benchmarks whose measure they are (manipulation), where
+    // the env reports success at all: an env that never does leaves them out.
+    if successes.iter().any(|c| c.points.iter().any(|&(_, v)| v > 0.0)) {
+        report::write_aggregates(root, &format!("{title}: success rate"), report::ScoreKind::Success, successes, plan.bootstrap_resamples)?;
+    }
     // With several held-out tasks, also one figure and table per task, and all tasks' panels
     // in one figure (the paper's Figure 8).
     if plan.test_tasks.len() > 1 {

@@ -130,6 +130,19 @@ pub enum ScoreKind<'a> {
         /// Where the references come from, in words.
         source: &'a str,
     },
+    /// Success rates in [0, 1] (the manipulation benchmarks' measure): already on one scale
+    /// across tasks, with 1 the optimality gap's natural target.
+    Success,
+}
+
+impl ScoreKind<'_> {
+    /// The prefix of the aggregate files: `success-` for success rates, none otherwise.
+    pub fn file_prefix(&self) -> &'static str {
+        match self {
+            ScoreKind::Success => "success-",
+            _ => "",
+        }
+    }
 }
 
 /// Where [`write_aggregates`] put its files.
@@ -143,6 +156,17 @@ pub struct AggregateFiles {
     pub svg: PathBuf,
     /// The performance profiles (`profiles.svg`; `.png` beside it).
     pub profiles_svg: PathBuf,
+}
+
+/// Writes one report file whole or not at all: through a temporary file renamed into place,
+/// removed again if the write fails (a full disk), so no truncated table or figure is left.
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    let written = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `summary.md`, `summary.csv`, `curves.svg` and `curves.png` into `dir` (created if
@@ -165,9 +189,7 @@ pub fn write_metric_report(dir: &Path, prefix: &str, y_label: &str, title: &str,
     let rows: Vec<SummaryRow> = stats.iter().map(|s| s.row.clone()).collect();
     let svg = render_svg_labelled(title, y_label, &aggregate(curves));
     let png = render_png(&svg)?;
-    let write = |path: &Path, bytes: &[u8]| {
-        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-    };
+    let write = write_file;
     let what = if y_label == "test return" { "return" } else { y_label };
     write(&files.summary_md, summary_markdown(title, what, &stats).as_bytes())?;
     write(&files.summary_csv, summary_csv(&rows).as_bytes())?;
@@ -183,7 +205,8 @@ pub fn write_metric_report(dir: &Path, prefix: &str, y_label: &str, title: &str,
 /// resamples. Also the figures: `aggregates.svg`/`.png` (the four interval estimates per method,
 /// rliable's aggregate figure) and `profiles.svg`/`.png` (performance profiles: the fraction of
 /// runs scoring above each threshold, with 95% bands, one panel per panel). `kind` says what
-/// the curves' values are; `title` heads every file.
+/// the curves' values are (success rates go to `success-aggregates.*` and
+/// `success-profiles.*`); `title` heads every file.
 pub fn write_aggregates(
     dir: &Path,
     title: &str,
@@ -192,19 +215,21 @@ pub fn write_aggregates(
     resamples: u32,
 ) -> anyhow::Result<AggregateFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let prefix = kind.file_prefix();
     let files = AggregateFiles {
-        md: dir.join("aggregates.md"),
-        csv: dir.join("aggregates.csv"),
-        svg: dir.join("aggregates.svg"),
-        profiles_svg: dir.join("profiles.svg"),
+        md: dir.join(format!("{prefix}aggregates.md")),
+        csv: dir.join(format!("{prefix}aggregates.csv")),
+        svg: dir.join(format!("{prefix}aggregates.svg")),
+        profiles_svg: dir.join(format!("{prefix}profiles.svg")),
     };
     let (rows, better) = aggregate_rows(curves, resamples);
-    let write = |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
+    let write = write_file;
     write(&files.md, aggregates_markdown(&format!("{title}: aggregates of the final scores"), kind, resamples, &rows, &better).as_bytes())?;
     write(&files.csv, aggregates_csv(kind, &rows, &better).as_bytes())?;
     let score = match kind {
         ScoreKind::Return => "final test return",
         ScoreKind::Normalised { name, .. } => name,
+        ScoreKind::Success => "final success rate",
     };
     let svg = interval_figure(&format!("{title}: interval estimates (95% CI)"), score, &rows);
     write(&files.svg, svg.as_bytes())?;
@@ -257,9 +282,9 @@ pub fn write_task_figure(dir: &Path, title: &str, curves: &[Curve]) -> anyhow::R
     let figure = figures::Figure { title, y_label: "test return", x: figures::XAxis::Steps, methods, panels, columns, shared_y: false };
     let svg = figures::render_figure(&figure);
     let path = dir.join("tasks-curves.svg");
-    std::fs::write(&path, &svg).with_context(|| format!("writing {}", path.display()))?;
+    write_file(&path, svg.as_bytes())?;
     let png = path.with_extension("png");
-    std::fs::write(&png, figures::render_png(&svg)?).with_context(|| format!("writing {}", png.display()))?;
+    write_file(&png, &figures::render_png(&svg)?)?;
     Ok(path)
 }
 
@@ -670,9 +695,20 @@ mod tests {
         assert!(lines[9].starts_with("p,A,probability_of_improvement,B,0.625,") && lines[9].ends_with(",8,return"), "{csv}");
         let kind = ScoreKind::Normalised { name: "normalised score", source: "each held-out task's `[report] reference_scores`" };
         let normalised = write_aggregates(dir.path(), "T", kind, &finals(), 1000).unwrap();
-        let md = std::fs::read_to_string(normalised.md).unwrap();
+        let md = std::fs::read_to_string(&normalised.md).unwrap();
         assert!(md.contains("Scores: normalised score, (return − low) / (high − low) with each held-out task's `[report] reference_scores`"), "{md}");
         assert!(std::fs::read_to_string(normalised.csv).unwrap().lines().nth(1).unwrap().ends_with(",normalised"));
+        // Success rates get files of their own beside the others, which they leave as they were.
+        let before = std::fs::read(&normalised.md).unwrap();
+        let success = write_aggregates(dir.path(), "T: success rate", ScoreKind::Success, &finals(), 1000).unwrap();
+        assert_eq!(success.md, dir.path().join("success-aggregates.md"));
+        assert_eq!(success.profiles_svg, dir.path().join("success-profiles.svg"));
+        assert!(success.svg.with_extension("png").exists() && success.profiles_svg.with_extension("png").exists());
+        let md = std::fs::read_to_string(&success.md).unwrap();
+        assert!(md.contains("Scores: success rates") && md.contains("| p | B | 2 × 2 | 0.40 ["), "{md}");
+        assert!(std::fs::read_to_string(success.csv).unwrap().lines().nth(1).unwrap().ends_with(",success"));
+        assert!(std::fs::read_to_string(success.svg).unwrap().contains("final success rate"));
+        assert_eq!(std::fs::read(&normalised.md).unwrap(), before);
     }
 
     #[test]

@@ -138,6 +138,9 @@ fn scores_phrase(kind: ScoreKind<'_>) -> String {
         ScoreKind::Normalised { name, source } => {
             format!("Scores: {name}, (return − low) / (high − low) with {source}, so that 0 is the low reference and 1 the high one.")
         }
+        ScoreKind::Success => "Scores: success rates, the fraction of evaluation episodes that solved the task; the optimality \
+                               gap is taken against 1 (every episode solved)."
+            .to_string(),
     }
 }
 
@@ -201,6 +204,7 @@ pub(super) fn aggregates_csv(kind: ScoreKind<'_>, rows: &[AggregateRow], better:
     let score = match kind {
         ScoreKind::Return => "return",
         ScoreKind::Normalised { .. } => "normalised",
+        ScoreKind::Success => "success",
     };
     let mut csv = String::from("panel,method,statistic,versus,estimate,ci_low,ci_high,scores,score\n");
     let mut line = |panel: &str, method: &str, statistic: &str, versus: &str, i: Option<Interval>, n: usize| {
