@@ -39,10 +39,28 @@ extern "C" fn on_interrupt(sig: libc::c_int) {
     INTERRUPTED.store(sig, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// From now on SIGINT (Ctrl-C) and SIGTERM (`kill`, Slurm's time limit) ask the pool to stop:
-/// it stops its workers, and `metarl run` exits with an error naming the signal and what
-/// `--resume` will redo, its lock released.
-fn catch_interrupts() {
+/// The exit code of a worker that was asked to stop (SIGINT or SIGTERM) before its unit was
+/// done: "run me again". Where its plugins take mid-phase checkpoints it saved one, and the
+/// next run of the unit continues from it. (`EX_TEMPFAIL`.)
+pub const EXIT_INTERRUPTED: u8 = 75;
+
+/// How long the parent gives its workers to save a checkpoint and exit once it is asked to
+/// stop, before it kills them.
+const STOP_GRACE: Duration = Duration::from_secs(120);
+
+/// The signal (SIGINT or SIGTERM) that asked this process to stop, 0 while none did (or
+/// before [`catch_interrupts`]).
+pub fn interrupted() -> i32 {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// From now on SIGINT (Ctrl-C) and SIGTERM (`kill`, Slurm's warning before a time limit or
+/// preemption) ask this process to stop. In `metarl run` the pool then asks its workers to
+/// stop, gives them [`STOP_GRACE`] to save a checkpoint, and exits with an error naming the
+/// signal and what `--resume` will do, its lock released. In a worker the phase stops at its
+/// next progress report, after a mid-phase checkpoint where the plugins take one, and the
+/// worker exits with [`EXIT_INTERRUPTED`].
+pub fn catch_interrupts() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: installs a handler that only stores into an atomic.
         unsafe { libc::signal(sig, on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t) };
@@ -66,6 +84,8 @@ pub struct Launch {
     pub verbose: u8,
     /// The experiment file (as given).
     pub experiment: PathBuf,
+    /// Minutes between a unit's mid-phase checkpoints (`--checkpoint-every`).
+    pub checkpoint_every: f64,
 }
 
 impl Launch {
@@ -86,6 +106,7 @@ impl Launch {
             cmd.arg("-v");
         }
         cmd.arg("worker").arg(&self.experiment).arg("--out").arg(out).arg("--unit").arg(unit_id);
+        cmd.arg("--checkpoint-every").arg(self.checkpoint_every.to_string());
         if let Some(p) = progress {
             cmd.arg("--progress").arg(p);
         }
@@ -255,7 +276,8 @@ impl Pool<'_> {
     /// Runs every task in a worker, up to `jobs` at a time, each after the task it needs
     /// finished. `command(task, progress)` builds a task's worker command (`progress`: the file
     /// it should report its steps in, when the parent draws bars); `finished(task)` says
-    /// whether a worker that exited 0 left its results. A worker that fails (non-zero exit, a
+    /// whether a worker that exited 0 left its results, `has_checkpoint(task)` whether a unit
+    /// has a mid-phase checkpoint (to say so when stopped). A worker that fails (non-zero exit, a
     /// signal, no results) is reported in one line and the tasks that need it are not started;
     /// the others carry on. Errors only when a worker cannot be started at all.
     pub fn run(
@@ -263,6 +285,7 @@ impl Pool<'_> {
         tasks: &[Task],
         command: &dyn Fn(&Task, Option<&Path>) -> Command,
         finished: &dyn Fn(&Task) -> bool,
+        has_checkpoint: &dyn Fn(&Task) -> bool,
     ) -> anyhow::Result<Summary> {
         std::fs::create_dir_all(&self.logs).with_context(|| format!("cannot create {}", self.logs.display()))?;
         catch_interrupts();
@@ -299,18 +322,35 @@ impl Pool<'_> {
             std::thread::sleep(TICK);
             let sig = INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst);
             if sig != 0 {
-                // Stop every worker (a terminal's Ctrl-C reached them too), then say so.
+                // Ask every worker to stop (a terminal's Ctrl-C reached them too): each saves a
+                // checkpoint at its next progress report where its plugins take one. Those
+                // that do not exit within the grace period are killed.
                 let stopped: Vec<String> = workers.iter().map(|w| tasks[w.task].name.clone()).collect();
+                for w in &workers {
+                    // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+                    unsafe { libc::kill(w.child.id() as libc::pid_t, libc::SIGTERM) };
+                }
+                let deadline = Instant::now() + STOP_GRACE;
+                let mut checkpointed = 0;
                 for mut w in workers {
-                    let _ = w.child.kill();
-                    let _ = w.child.wait();
+                    let status = loop {
+                        match w.child.try_wait() {
+                            Ok(Some(s)) => break Some(s),
+                            Ok(None) if Instant::now() < deadline => std::thread::sleep(TICK),
+                            _ => {
+                                let _ = w.child.kill();
+                                break w.child.wait().ok();
+                            }
+                        }
+                    };
+                    checkpointed += usize::from(status.and_then(|s| s.code()) == Some(EXIT_INTERRUPTED.into()) && has_checkpoint(&tasks[w.task]));
                     if let Some((path, bar)) = &w.progress {
                         bar.finish_and_clear();
                         let _ = std::fs::remove_file(path);
                     }
                 }
                 anyhow::bail!(
-                    "{}: interrupted by {}: stopped {} unit(s) in flight ({}); finished units are kept, and `--resume` runs the rest",
+                    "{}: interrupted by {}: stopped {} unit(s) in flight ({}), {checkpointed} of them with a checkpoint; finished units are kept, and `--resume` runs the rest, continuing units from their checkpoints",
                     self.title,
                     signal_name(sig),
                     stopped.len(),

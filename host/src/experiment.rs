@@ -403,6 +403,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn at(&self, span: std::ops::Range<usize>, msg: impl std::fmt::Display) -> anyhow::Error {
+        // One line, whatever the values the message quotes hold (`plugin = "a\nb"`).
+        let msg = msg.to_string().replace('\n', "\\n");
         if span.is_empty() && span.start == 0 {
             return anyhow::anyhow!("{}: {msg}", self.file.display());
         }

@@ -74,16 +74,16 @@ impl RunLock {
         Self::acquire_at(dir.join(LOCK_FILE), |pid| in_use(dir, pid), takeover)
     }
 
-    /// Takes the lock of one unit of run directory `dir` (`logs/<unit id>.lock`), for the
+    /// Takes the lock of one unit of run directory `dir` (`locks/<unit id>.lock`), for the
     /// worker that runs it; fails at once, naming the holder's pid, while another worker runs
     /// that unit. The local pool never starts a unit twice; under Slurm the lock stops a unit
     /// submitted again while its earlier job still runs (a `--resume` from a machine whose
     /// `squeue` does not see it) from being written by two workers at once.
     pub fn acquire_unit(dir: &Path, unit_id: &str) -> anyhow::Result<RunLock> {
-        let logs = dir.join("logs");
-        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        let locks = dir.join("locks");
+        std::fs::create_dir_all(&locks).with_context(|| format!("cannot create {}", locks.display()))?;
         let busy = |pid: &str| anyhow::anyhow!("unit {unit_id} of {} is already being run by another worker (pid {pid})", dir.display());
-        Self::acquire_at(logs.join(format!("{unit_id}.lock")), busy, |_| {})
+        Self::acquire_at(locks.join(format!("{unit_id}.lock")), busy, |_| {})
     }
 
     fn acquire_at(path: PathBuf, busy: impl Fn(&str) -> anyhow::Error, takeover: impl Fn(&str)) -> anyhow::Result<RunLock> {

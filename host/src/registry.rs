@@ -131,7 +131,7 @@ impl Registry {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(invalid(
                     raw.name.span().start,
-                    format!("plugin name '{name}' must be non-empty and use only letters, digits, '-' and '_'"),
+                    format!("plugin name '{}' must be non-empty and use only letters, digits, '-' and '_'", name.escape_debug()),
                 ));
             }
             if let Some(first) = seen.insert(name.clone(), line) {
@@ -143,7 +143,7 @@ impl Registry {
             let kind = PluginKind::parse(raw.kind.get_ref()).ok_or_else(|| {
                 invalid(
                     raw.kind.span().start,
-                    format!("plugin '{name}': unknown kind '{}' (expected env, algo or meta)", raw.kind.get_ref()),
+                    format!("plugin '{name}': unknown kind '{}' (expected env, algo or meta)", raw.kind.get_ref().escape_debug()),
                 )
             })?;
             if raw.path.get_ref().is_empty() {

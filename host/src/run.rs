@@ -25,6 +25,17 @@ use metarl_plugin_kit::driver::{self, Train};
 
 /// The one panel of a scratch-only experiment's tables and figures.
 const SCRATCH_ONLY_PANEL: &str = "no pretraining";
+
+/// The magic bytes of the scratch baseline's position in its mid-phase checkpoints.
+const SCRATCH_MAGIC: &[u8] = b"metarl-scratch-position-1";
+
+/// Reads the scratch baseline's loop position from its checkpoint's meta state.
+fn scratch_position(bytes: &[u8]) -> Result<driver::Position, metarl_plugin_api::types::PluginError> {
+    let mut r = metarl_plugin_kit::bytes::Reader::new(bytes, SCRATCH_MAGIC, "scratch")?;
+    let p = driver::Position::read(&mut r)?;
+    r.finish()?;
+    Ok(p)
+}
 use metarl_plugin_kit::seeds;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,7 +45,7 @@ use crate::experiment::{demos_label, Plan, Plugins};
 use crate::loader::{check, Plugin};
 use crate::lock::{self, RunLock};
 use crate::report::{self, Curve};
-use crate::services::{EpisodeLog, EvalPoint, EvalSchedule, PhaseServices};
+use crate::services::{EpisodeLog, EvalPoint, EvalSchedule, PhaseServices, SavedPhase};
 
 /// A unit of work. Indices point into the plan, but a unit is *named* by labels only
 /// ([`Unit::name`]): its seed and its files come from the name, so reordering methods, panels
@@ -131,6 +142,11 @@ struct CurveFile {
     /// Diagnostic only: `(env steps, mean return)` of the *training* episodes that ended in
     /// each `eval_every` window (exploring policy, learning as it goes).
     training_episodes: Vec<(u64, Option<f64>)>,
+    /// Env steps at which the unit was continued from a mid-phase checkpoint (its envs began
+    /// fresh episodes there, so its numbers differ from an uninterrupted run's). Absent when
+    /// it ran in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    continued_at: Vec<u64>,
 }
 
 /// Writes `bytes` to `path` atomically. A write that fails (a full disk) leaves no temporary
@@ -154,32 +170,46 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn write_checkpoint(path: &Path, algo: &[u8], meta: &[u8], metadata: &[(&str, String)]) -> anyhow::Result<()> {
+    write_checkpoint_parts(path, &[("algo", algo), ("meta", meta)], metadata)
+}
+
+/// Writes the byte tensors `parts`, in order, each with its SHA-256 in the metadata.
+fn write_checkpoint_parts(path: &Path, parts: &[(&str, &[u8])], metadata: &[(&str, String)]) -> anyhow::Result<()> {
     let mut header = serde_json::Map::new();
     let mut meta_map: serde_json::Map<String, serde_json::Value> =
         metadata.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
-    meta_map.insert("algo_sha256".into(), sha256_hex(algo).into());
-    meta_map.insert("meta_sha256".into(), sha256_hex(meta).into());
+    for (name, bytes) in parts {
+        meta_map.insert(format!("{name}_sha256"), sha256_hex(bytes).into());
+    }
     header.insert("__metadata__".into(), serde_json::Value::Object(meta_map));
-    header.insert("algo".into(), serde_json::json!({"dtype": "U8", "shape": [algo.len()], "data_offsets": [0, algo.len()]}));
-    header.insert(
-        "meta".into(),
-        serde_json::json!({"dtype": "U8", "shape": [meta.len()], "data_offsets": [algo.len(), algo.len() + meta.len()]}),
-    );
+    let mut at = 0;
+    for (name, bytes) in parts {
+        header.insert(name.to_string(), serde_json::json!({"dtype": "U8", "shape": [bytes.len()], "data_offsets": [at, at + bytes.len()]}));
+        at += bytes.len();
+    }
     let mut h = serde_json::to_vec(&header)?;
     while h.len() % 8 != 0 {
         h.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + h.len() + algo.len() + meta.len());
+    let mut out = Vec::with_capacity(8 + h.len() + at);
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
     out.extend_from_slice(&h);
-    out.extend_from_slice(algo);
-    out.extend_from_slice(meta);
+    for (_, bytes) in parts {
+        out.extend_from_slice(bytes);
+    }
     write_atomic(path, &out)
 }
 
 /// Reads a checkpoint back; a truncated, corrupt or foreign file is a one-line error that
 /// names it, never a panic.
 fn read_checkpoint(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let mut parts = read_checkpoint_parts(path, &["algo", "meta"])?;
+    let meta = parts.pop().expect("two parts");
+    Ok((parts.pop().expect("two parts"), meta))
+}
+
+/// Reads the byte tensors `names` of a checkpoint, checking each against its SHA-256.
+fn read_checkpoint_parts(path: &Path, names: &[&str]) -> anyhow::Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let bad = |why: &str| anyhow::anyhow!("checkpoint {} is damaged or not a metarl checkpoint: {why}", path.display());
     let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(|| bad("shorter than its header length"))?.try_into()?) as usize;
@@ -200,7 +230,35 @@ fn read_checkpoint(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
             None => Err(bad(&format!("no SHA-256 for '{name}' (written by an older metarl?)"))),
         }
     };
-    Ok((tensor("algo")?, tensor("meta")?))
+    names.iter().map(|n| tensor(n)).collect()
+}
+
+/// A unit stopped before it was done because its worker was asked to stop (SIGINT, SIGTERM):
+/// the worker exits with [`executor::EXIT_INTERRUPTED`], and the next run of the unit
+/// continues from its checkpoint if it saved one.
+#[derive(Debug)]
+pub struct Interrupted {
+    unit: String,
+    checkpoint: Option<u64>,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.checkpoint {
+            Some(at) => write!(f, "unit {} stopped on request; its checkpoint at {at} env steps is where it continues", self.unit),
+            None => write!(f, "unit {} stopped on request with no checkpoint (its meta plugin takes none); it starts again from its beginning", self.unit),
+        }
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// What a mid-phase checkpoint holds besides the algo's and meta-method's state: the host's
+/// record of the phase and the unit's metrics lines so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Continued {
+    phase: SavedPhase,
+    lines: Vec<String>,
 }
 
 /// The run directory.
@@ -218,6 +276,10 @@ impl RunDir {
     }
     fn curve(&self, plan: &Plan, unit: &Unit) -> PathBuf {
         self.units().join(format!("{}.json", unit.id(plan)))
+    }
+    /// A unit's mid-phase checkpoint, while it is not done: where it continues from.
+    fn partial(&self, plan: &Plan, unit: &Unit) -> PathBuf {
+        self.root.join("checkpoints").join("partial").join(format!("{}.safetensors", unit.id(plan)))
     }
     fn metrics(&self, plan: &Plan, unit: &Unit) -> PathBuf {
         self.units().join(format!("{}.jsonl", unit.id(plan)))
@@ -289,6 +351,8 @@ struct Runner<'a> {
     dir: RunDir,
     /// Where to report env steps for the parent's progress bar, when it draws one.
     progress: Option<PathBuf>,
+    /// Most time between two mid-phase checkpoints.
+    checkpoint_every: std::time::Duration,
 }
 
 /// What a phase leaves for the unit's files.
@@ -296,6 +360,8 @@ struct PhaseResult {
     episodes: EpisodeLog,
     evals: Vec<EvalPoint>,
     lines: Vec<String>,
+    /// Env steps where the phase continued from a mid-phase checkpoint.
+    continued_at: Vec<u64>,
 }
 
 impl Runner<'_> {
@@ -353,7 +419,10 @@ impl Runner<'_> {
     }
 
     /// Runs a phase (pretraining or adaptation) of a meta plugin, or plain training when
-    /// `meta` is `None`, evaluating on `schedule` if given.
+    /// `meta` is `None`, evaluating on `schedule` if given. With `continued`, the phase goes
+    /// on from a mid-phase checkpoint (algo and meta-method already loaded from it). Takes
+    /// mid-phase checkpoints into the unit's partial checkpoint as the meta plugin offers them;
+    /// a stop on request is [`Interrupted`].
     #[allow(clippy::too_many_arguments)]
     fn phase(
         &self,
@@ -365,12 +434,14 @@ impl Runner<'_> {
         seed: u64,
         schedule: Option<EvalSchedule>,
         unit: &Unit,
+        continued: Option<Continued>,
     ) -> anyhow::Result<PhaseResult> {
         let mut progress = ProgressFile::new(self.progress.clone());
         // metrics.jsonl lines carry the unit's name; its files are named by its id.
         let name = unit.name(self.plan);
         let events = crate::tensorboard::UnitWriter::create(&self.dir.tensorboard(self.plan, unit));
-        let mut lines = Vec::new();
+        let lines = std::rc::Rc::new(std::cell::RefCell::new(continued.as_ref().map(|c| c.lines.clone()).unwrap_or_default()));
+        let progress_lines = lines.clone();
         let on_progress = Box::new(|_: &mut AlgoBox, steps: u64, scalars: &[metarl_plugin_api::types::Scalar]| {
             progress.report(steps.min(budget));
             let mut line = serde_json::Map::new();
@@ -381,8 +452,20 @@ impl Runner<'_> {
                     line.insert(s.name.to_string(), s.value.into());
                 }
             }
-            lines.push(serde_json::Value::Object(line).to_string());
+            progress_lines.borrow_mut().push(serde_json::Value::Object(line).to_string());
             Ok(steps < budget)
+        });
+        let partial = self.dir.partial(self.plan, unit);
+        let checkpoint_lines = lines.clone();
+        let write_partial = Box::new(move |algo: &[u8], meta: &[u8], phase: &SavedPhase| {
+            let host = serde_json::to_vec(&Continued { phase: phase.clone(), lines: checkpoint_lines.borrow().clone() })?;
+            if let Some(dir) = partial.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let at = phase.env_steps.to_string();
+            write_checkpoint_parts(&partial, &[("algo", algo), ("meta", meta), ("host", &host)], &[("env_steps", at)])?;
+            log::info!("mid-phase checkpoint at {} env steps: {}", phase.env_steps, partial.display());
+            Ok(())
         });
         // A phase without a meta-method is the scratch baseline, which may have its own env config.
         let env_config = match (&meta, &self.plan.scratch_env_config) {
@@ -399,7 +482,11 @@ impl Runner<'_> {
             on_progress,
         )
         .with_tensorboard(events)
-        .with_demos(unit.demos(self.plan), seed, self.task_names(tasks));
+        .with_demos(unit.demos(self.plan), seed, self.task_names(tasks))
+        .with_checkpoints(self.checkpoint_every, write_partial);
+        if let Some(c) = &continued {
+            services.continue_from(&c.phase);
+        }
         let log = services.episodes.clone();
         let ctx = MetaContext {
             host: services.handle(),
@@ -416,23 +503,63 @@ impl Runner<'_> {
                 check(&plugin.name, call, r).map_err(anyhow::Error::from)
             }
             None => {
+                // The scratch baseline is the host's own loop: its checkpoints' "meta state"
+                // is the loop's position.
                 let mut ctx = ctx;
-                driver::train(&mut ctx, seed, Train::plain(budget))
-                    .map(drop)
-                    .map_err(|e| anyhow::anyhow!("training from scratch failed: {e}"))
+                let start = match continued.as_ref() {
+                    Some(_) => Some(
+                        scratch_position(&self.read_partial_meta(unit)?)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.partial(self.plan, unit).display()))?,
+                    ),
+                    None => None,
+                };
+                let mut position_bytes = |p: &driver::Position| {
+                    let mut w = metarl_plugin_kit::bytes::Writer::with_magic(SCRATCH_MAGIC);
+                    p.write(&mut w);
+                    Ok(w.0)
+                };
+                let t = Train { start, checkpoint: Some(&mut position_bytes), ..Train::plain(budget) };
+                driver::train(&mut ctx, seed, t).map(drop).map_err(|e| anyhow::anyhow!("training from scratch failed: {e}"))
             }
         };
         let host_error = services.host_error.take();
         let finished = if result.is_ok() && host_error.is_none() { services.finish() } else { Ok(()) };
         let evals = std::mem::take(&mut services.evals);
+        let continued_at = services.continued_at().to_vec();
+        let checkpointed_at = services.checkpointed_at.last().copied();
         drop(services);
         if let Some(e) = host_error {
             return Err(e);
         }
         result?;
         finished?;
+        if executor::interrupted() != 0 {
+            // Stopped on request, not done: the unit's results are not written.
+            let checkpoint = checkpointed_at.or(continued.map(|c| c.phase.env_steps));
+            return Err(Interrupted { unit: name.clone(), checkpoint }.into());
+        }
         let episodes = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok(PhaseResult { episodes, evals, lines })
+        let lines = std::mem::take(&mut *lines.borrow_mut());
+        Ok(PhaseResult { episodes, evals, lines, continued_at })
+    }
+
+    /// The meta state of `unit`'s mid-phase checkpoint.
+    fn read_partial_meta(&self, unit: &Unit) -> anyhow::Result<Vec<u8>> {
+        Ok(read_checkpoint_parts(&self.dir.partial(self.plan, unit), &["meta"])?.remove(0))
+    }
+
+    /// `unit`'s mid-phase checkpoint, if it has one: algo state, meta state, host record.
+    fn read_partial(&self, unit: &Unit) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>, Continued)>> {
+        let path = self.dir.partial(self.plan, unit);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let mut parts = read_checkpoint_parts(&path, &["algo", "meta", "host"])?;
+        let host: Continued = serde_json::from_slice(&parts[2])
+            .map_err(|e| anyhow::anyhow!("checkpoint {} is damaged or not a metarl checkpoint: {e}", path.display()))?;
+        let meta = std::mem::take(&mut parts[1]);
+        log::info!("unit {}: continuing from its checkpoint at {} env steps ({})", unit.name(self.plan), host.phase.env_steps, path.display());
+        Ok(Some((std::mem::take(&mut parts[0]), meta, host)))
     }
 
     /// The evaluation curve: one point per scheduled point, from the evaluation that stood
@@ -477,12 +604,28 @@ impl Runner<'_> {
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
         let s = unit.seed(plan);
+        // A unit stopped or crashed after a mid-phase checkpoint continues from it.
+        let partial = self.read_partial(unit)?;
+        let load = |algo: &mut AlgoBox, meta: Option<&mut metarl_plugin_api::meta::MetaBox>, plugin: Option<&Plugin>, (a, m): (&[u8], &[u8])| -> anyhow::Result<()> {
+            check(&self.plugins.algo.name, "load", algo.load(a.into()))?;
+            if let (Some(meta), Some(plugin)) = (meta, plugin) {
+                check(&plugin.name, "load", meta.load(m.into()))?;
+            }
+            Ok(())
+        };
         match *unit {
             Unit::Pretrain { panel, method, seed } => {
                 let m = &plan.methods[method];
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 let plugin = &self.plugins.metas[method];
                 let mut meta = self.new_meta(method, s)?;
+                let continued = match partial {
+                    Some((a, mt, host)) => {
+                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
+                        Some(host)
+                    }
+                    None => None,
+                };
                 let r = self.phase(
                     Some((plugin, &mut meta)),
                     &mut algo,
@@ -492,34 +635,43 @@ impl Runner<'_> {
                     s,
                     None,
                     unit,
+                    continued,
                 )?;
                 let algo_state = check(&self.plugins.algo.name, "save", algo.save())?;
                 let meta_state = check(&plugin.name, "save", meta.save())?;
                 write_atomic(&self.dir.metrics(plan, unit), (r.lines.join("\n") + "\n").as_bytes())?;
-                write_checkpoint(
-                    &self.dir.checkpoint(plan, unit),
-                    &algo_state,
-                    &meta_state,
-                    &[
-                        ("unit", unit.name(plan)),
-                        ("method", m.label.clone()),
-                        ("seed", seed.to_string()),
-                        ("panel", plan.panels[panel].label.clone()),
-                    ],
-                )?;
+                let mut metadata = vec![
+                    ("unit", unit.name(plan)),
+                    ("method", m.label.clone()),
+                    ("seed", seed.to_string()),
+                    ("panel", plan.panels[panel].label.clone()),
+                ];
+                if !r.continued_at.is_empty() {
+                    metadata.push(("continued_at", format!("{:?}", r.continued_at)));
+                }
+                write_checkpoint(&self.dir.checkpoint(plan, unit), &algo_state, &meta_state, &metadata)?;
             }
             Unit::Adapt { method, seed, task, .. } => {
                 let m = &plan.methods[method];
-                let pretrain = unit.needs().expect("an adaptation needs its pretraining");
-                let (algo_state, meta_state) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
                 let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
-                check(&self.plugins.algo.name, "load", algo.load(algo_state.as_slice().into()))?;
-                if plan.reset_heads {
-                    check(&self.plugins.algo.name, "reset_heads", algo.reset_heads(s))?;
-                }
                 let plugin = &self.plugins.metas[method];
                 let mut meta = self.new_meta(method, s)?;
-                check(&plugin.name, "load", meta.load(meta_state.as_slice().into()))?;
+                let continued = match partial {
+                    // The checkpoint's algo already had its heads reset, if the plan resets them.
+                    Some((a, mt, host)) => {
+                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
+                        Some(host)
+                    }
+                    None => {
+                        let pretrain = unit.needs().expect("an adaptation needs its pretraining");
+                        let (a, mt) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
+                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
+                        if plan.reset_heads {
+                            check(&self.plugins.algo.name, "reset_heads", algo.reset_heads(s))?;
+                        }
+                        None
+                    }
+                };
                 let t = plan.test_tasks[task];
                 let schedule = self.schedule(s);
                 let r = self.phase(
@@ -531,16 +683,29 @@ impl Runner<'_> {
                     s,
                     Some(schedule.clone()),
                     unit,
+                    continued,
                 )?;
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
             Unit::Scratch { seed, task, .. } => {
                 let mut algo = self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?;
+                let continued = match partial {
+                    Some((a, _, host)) => {
+                        load(&mut algo, None, None, (&a, &[]))?;
+                        Some(host)
+                    }
+                    None => None,
+                };
                 let t = plan.test_tasks[task];
                 let schedule = self.schedule(s);
-                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), unit)?;
+                let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), unit, continued)?;
                 self.finish_curve(unit, "scratch", seed, task, &schedule, &r)?;
             }
+        }
+        // Done: its checkpoint has served.
+        let partial = self.dir.partial(plan, unit);
+        if partial.exists() {
+            std::fs::remove_file(&partial).with_context(|| format!("cannot remove {}", partial.display()))?;
         }
         Ok(())
     }
@@ -561,6 +726,7 @@ impl Runner<'_> {
             task: self.plan.test_names[task].clone(),
             points: self.curve(schedule, &r.evals),
             training_episodes: self.training_curve(&r.episodes),
+            continued_at: r.continued_at.clone(),
         };
         write_atomic(&self.dir.metrics(self.plan, unit), (r.lines.join("\n") + "\n").as_bytes())?;
         write_atomic(&self.dir.curve(self.plan, unit), serde_json::to_string_pretty(&curve)?.as_bytes())
@@ -710,7 +876,8 @@ pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &
         .collect();
     let pool = Pool { jobs, logs: dir.logs(), title: &plan.name, total: all.len(), done_before: all.len() - todo.len() };
     let finished = |t: &Task| ids.iter().position(|i| *i == t.id).is_some_and(|i| dir.done(plan, todo[i]));
-    let summary = pool.run(&tasks, &|t, progress| launch.command(out, &t.id, progress), &finished)?;
+    let has_checkpoint = |t: &Task| ids.iter().position(|i| *i == t.id).is_some_and(|i| dir.partial(plan, todo[i]).is_file());
+    let summary = pool.run(&tasks, &|t, progress| launch.command(out, &t.id, progress), &finished, &has_checkpoint)?;
     if let Some(first) = summary.failed.first() {
         let not_run = match summary.not_run {
             0 => String::new(),
@@ -731,7 +898,14 @@ pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &
 /// in; `progress` is where to report env steps for the parent's bar. The worker refuses an
 /// experiment (or plugins) other than the one the run directory was started with, since it
 /// reads the experiment file anew.
-pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn work(
+    plan: &Plan,
+    plugins: &Plugins,
+    out: &Path,
+    unit_id: &str,
+    progress: Option<PathBuf>,
+    checkpoint_every: std::time::Duration,
+) -> anyhow::Result<()> {
     check_saved_plan(plan, out)?;
     let unit = units(plan)
         .into_iter()
@@ -745,7 +919,7 @@ pub fn work(plan: &Plan, plugins: &Plugins, out: &Path, unit_id: &str, progress:
         return Ok(());
     }
     log::info!("worker {}: unit {}", std::process::id(), unit.name(plan));
-    let runner = Runner { plan, plugins, dir, progress };
+    let runner = Runner { plan, plugins, dir, progress, checkpoint_every };
     runner.run_unit(&unit)
 }
 

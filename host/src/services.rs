@@ -17,6 +17,55 @@ use crate::tensorboard::UnitWriter;
 /// Called on every progress report: `(algo, env_steps, scalars)`; returns whether to go on.
 pub type ProgressFn<'a> = dyn FnMut(&mut AlgoBox, u64, &[Scalar]) -> anyhow::Result<bool> + 'a;
 
+/// Writes a mid-phase checkpoint: `(algo state, meta state, the host's record of the phase)`.
+pub type CheckpointFn<'a> = dyn FnMut(&[u8], &[u8], &SavedPhase) -> anyhow::Result<()> + 'a;
+
+/// The host's record of a phase as a mid-phase checkpoint keeps it, so that the continued
+/// phase's curve, evaluations and training-episode log go on from where it stood.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedPhase {
+    /// Env steps taken in the phase's training envs.
+    pub env_steps: u64,
+    /// Training episodes finished: `(env steps when it finished, episode)`.
+    pub finished: Vec<(u64, SavedEpisode)>,
+    /// Evaluations carried out: `(curve point, env steps when it ran, episodes)`.
+    pub evals: Vec<(u64, u64, Vec<SavedEpisode>)>,
+    /// Curve points not yet evaluated.
+    pub due: Vec<u64>,
+    /// Env steps at which the phase was continued from a checkpoint, earliest first.
+    pub continued_at: Vec<u64>,
+}
+
+/// An [`EpisodeStat`] in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedEpisode {
+    env: u32,
+    task: u64,
+    ret: f32,
+    len: u32,
+    success: bool,
+}
+
+impl From<EpisodeStat> for SavedEpisode {
+    fn from(e: EpisodeStat) -> Self {
+        SavedEpisode { env: e.env, task: e.task, ret: e.ret, len: e.len, success: e.success }
+    }
+}
+
+impl From<SavedEpisode> for EpisodeStat {
+    fn from(e: SavedEpisode) -> Self {
+        EpisodeStat { env: e.env, task: e.task, ret: e.ret, len: e.len, success: e.success }
+    }
+}
+
+/// When a phase takes mid-phase checkpoints, and where they go.
+struct Checkpoints<'a> {
+    /// At most this long between two (zero: at every chance).
+    every: std::time::Duration,
+    last: std::time::Instant,
+    write: Box<CheckpointFn<'a>>,
+}
+
 /// How a phase is evaluated: at 0 env steps, every `every` steps, and at the end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalSchedule {
@@ -99,6 +148,11 @@ pub struct PhaseServices<'a> {
     tensorboard: Option<UnitWriter>,
     /// The expert demonstrations [`HostServicesFfi::demos`] gives (none by default).
     demos: Demos,
+    /// Mid-phase checkpoints, when the phase takes them.
+    checkpoints: Option<Checkpoints<'a>>,
+    /// Env steps of the phase's checkpoints so far, and where the phase was continued from one.
+    pub checkpointed_at: Vec<u64>,
+    continued_at: Vec<u64>,
 }
 
 /// The demonstrations of a phase: `per_task` of each of `tasks`, from an env seeded `seed`.
@@ -211,6 +265,52 @@ impl<'a> PhaseServices<'a> {
             evals: Vec::new(),
             tensorboard: None,
             demos: Demos::default(),
+            checkpoints: None,
+            checkpointed_at: Vec::new(),
+            continued_at: Vec::new(),
+        }
+    }
+
+    /// Takes a mid-phase checkpoint whenever the meta plugin offers one and `every` has passed
+    /// since the phase started or its last one (and always when the run is being stopped),
+    /// handing it to `write`.
+    pub fn with_checkpoints(mut self, every: std::time::Duration, write: Box<CheckpointFn<'a>>) -> Self {
+        self.checkpoints = Some(Checkpoints { every, last: std::time::Instant::now(), write });
+        self
+    }
+
+    /// Continues the phase a checkpoint recorded: its training episodes, evaluations and the
+    /// curve points still due.
+    pub fn continue_from(&mut self, saved: &SavedPhase) {
+        {
+            let mut log = lock(&self.episodes);
+            log.env_steps = saved.env_steps;
+            log.finished = saved.finished.iter().map(|&(at, e)| (at, e.into())).collect();
+        }
+        self.evals = saved
+            .evals
+            .iter()
+            .map(|(point, at, episodes)| EvalPoint { point: *point, at_env_steps: *at, episodes: episodes.iter().map(|&e| e.into()).collect() })
+            .collect();
+        self.due = saved.due.clone();
+        self.continued_at = saved.continued_at.clone();
+        self.continued_at.push(saved.env_steps);
+    }
+
+    /// Where the phase was continued from checkpoints (env steps), earliest first.
+    pub fn continued_at(&self) -> &[u64] {
+        &self.continued_at
+    }
+
+    /// The host's record of the phase now.
+    fn saved(&self) -> SavedPhase {
+        let log = lock(&self.episodes);
+        SavedPhase {
+            env_steps: log.env_steps,
+            finished: log.finished.iter().map(|&(at, e)| (at, e.into())).collect(),
+            evals: self.evals.iter().map(|e| (e.point, e.at_env_steps, e.episodes.iter().map(|&x| x.into()).collect())).collect(),
+            due: self.due.clone(),
+            continued_at: self.continued_at.clone(),
         }
     }
 
@@ -384,11 +484,43 @@ impl HostServicesFfi for PhaseServices<'_> {
         if let Some(tb) = &mut self.tensorboard {
             tb.progress(env_steps, scalars.as_slice());
         }
+        // A worker asked to stop (Slurm's warning, Ctrl-C) stops its phase at this report.
+        let go_on = go_on && crate::executor::interrupted() == 0;
         let evaluate = match self.next_eval(env_steps) {
             Some(r) => ROption::RSome(r),
             None => ROption::RNone,
         };
         ROk(Progress { go_on, evaluate })
+    }
+
+    fn checkpoint_due(&mut self) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| crate::executor::interrupted() != 0 || c.last.elapsed() >= c.every)
+    }
+
+    fn checkpoint(&mut self, algo: &mut AlgoBox, meta_state: RSlice<'_, u8>) -> PResult<()> {
+        if self.checkpoints.is_none() {
+            return RErr(PluginError::invalid("this phase takes no mid-phase checkpoints"));
+        }
+        let taken = (|| -> anyhow::Result<u64> {
+            // The evaluation of the report just made belongs to the record.
+            self.settle_eval()?;
+            let algo_state = match algo.save() {
+                ROk(b) => b,
+                RErr(e) => anyhow::bail!("the algo's save for a mid-phase checkpoint failed: {e}"),
+            };
+            let saved = self.saved();
+            let c = self.checkpoints.as_mut().expect("checked above");
+            (c.write)(&algo_state, meta_state.as_slice(), &saved)?;
+            c.last = std::time::Instant::now();
+            Ok(saved.env_steps)
+        })();
+        match taken {
+            Ok(at) => {
+                self.checkpointed_at.push(at);
+                ROk(())
+            }
+            Err(e) => self.fail(e),
+        }
     }
 
     fn demos(&mut self) -> PResult<RVec<Trajectory>> {

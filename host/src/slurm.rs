@@ -37,6 +37,10 @@ use crate::run::UnitRef;
 /// The largest array one `sbatch` gets (Slurm's default `MaxArraySize` is 1001).
 const MAX_ARRAY: usize = 1000;
 
+/// Seconds before its time limit that a job gets SIGTERM (`--signal=B:TERM@...`), time for
+/// the unit to save a checkpoint.
+const STOP_WARNING_S: u32 = 180;
+
 /// `[slurm]` of an experiment, or `--slurm KEY=VALUE` on the command line: the resources
 /// every job asks for. Not part of the experiment's identity (`config.toml`): a resumed run
 /// may ask for another partition or time limit.
@@ -335,7 +339,7 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
         for _ in 0..s.launch.verbose {
             cmd.push_str(" -v");
         }
-        write!(cmd, " worker {} --out {} {args}", sh(&s.launch.experiment), sh(out)).unwrap();
+        write!(cmd, " worker {} --out {} --checkpoint-every {} {args}", sh(&s.launch.experiment), sh(out), s.launch.checkpoint_every).unwrap();
         cmd
     };
     let header = |what: &str, output: &str| -> String {
@@ -343,6 +347,10 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
         writeln!(t, "#SBATCH --job-name={}", sh(format!("metarl-{}", plan.name))).unwrap();
         writeln!(t, "#SBATCH --output={}", sh(out.join("logs").join(output))).unwrap();
         writeln!(t, "#SBATCH --open-mode=append").unwrap();
+        // Before a time limit or a preemption, SIGTERM to this script (which passes it on)
+        // and time to save a checkpoint; the job may be requeued to continue from it.
+        writeln!(t, "#SBATCH --signal=B:TERM@{STOP_WARNING_S}").unwrap();
+        writeln!(t, "#SBATCH --requeue").unwrap();
         for line in s.options.sbatch_lines(plan.threads) {
             writeln!(t, "#SBATCH {line}").unwrap();
         }
@@ -361,7 +369,22 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
         "unit=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \"$1\")\n",
         "if [ -z \"$unit\" ]; then echo \"error: $1 has no line $((SLURM_ARRAY_TASK_ID + 1))\" >&2; exit 2; fi\n",
     ));
-    writeln!(unit_script, "exec {} >>{}/\"$unit.log\" 2>&1", worker("--unit \"$unit\""), sh(out.join("logs"))).unwrap();
+    writeln!(unit_script, "{} >>{}/\"$unit.log\" 2>&1 &", worker("--unit \"$unit\""), sh(out.join("logs"))).unwrap();
+    unit_script.push_str(concat!(
+        "worker=$!\n",
+        "# SIGTERM (Slurm's warning before the time limit, a preemption, scancel) goes on to the\n",
+        "# worker, which stops at its next progress report, after a checkpoint, and exits 75.\n",
+        "trap 'kill -TERM \"$worker\" 2>/dev/null || true' TERM INT\n",
+        "status=0\n",
+        "while kill -0 \"$worker\" 2>/dev/null; do wait \"$worker\" || true; done\n",
+        "wait \"$worker\" || status=$?\n",
+        "if [ \"$status\" = 75 ]; then\n",
+        "    # Stopped on request: requeue this array task, which continues from the checkpoint.\n",
+        "    echo \"unit $unit stopped; requeueing job $SLURM_JOB_ID\" >&2\n",
+        "    scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n",
+        "fi\n",
+        "exit \"$status\"\n",
+    ));
     let mut report_script = header(&format!("The report of the metarl run {}, once every unit is done.", out.display()), "slurm-report-%j.out");
     writeln!(report_script, "exec {} >>{} 2>&1", worker("--report"), sh(out.join("logs").join("report.log"))).unwrap();
     write_file(&dir.join("unit.sbatch"), &unit_script)?;

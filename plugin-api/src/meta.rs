@@ -119,6 +119,24 @@ pub trait HostServicesFfi {
     fn demos(&mut self) -> PResult<RVec<Trajectory>> {
         abi_stable::std_types::ROk(RVec::new())
     }
+    /// Added in 0.2.4: whether the host wants a mid-phase checkpoint now, asked right after a
+    /// [`HostServicesFfi::progress`] call (and the evaluation it asked for). True when the
+    /// host's checkpoint cadence came round, and when the run is being stopped (Slurm's
+    /// warning before a time limit or preemption, Ctrl-C): then `progress` also said not to
+    /// go on. A host built before 0.2.4 answers with this default body (never).
+    fn checkpoint_due(&mut self) -> bool {
+        false
+    }
+    /// Added in 0.2.4: a mid-phase checkpoint. `meta_state` is what the meta-method's `load`
+    /// needs to continue this phase where it stands: the same `pretrain` or `adapt` call,
+    /// made again after `load`, goes on from here rather than starting over. The host saves
+    /// it with the algo's state (`algo.save()`, which must not change the algo) and its own
+    /// record of the phase. Taking one must not change what the phase computes: training goes
+    /// on after it. A host built before 0.2.4 answers with this default body (refused).
+    fn checkpoint(&mut self, algo: &mut AlgoBox, meta_state: RSlice<'_, u8>) -> PResult<()> {
+        let _ = (algo, meta_state);
+        abi_stable::std_types::RErr(PluginError::invalid("this host takes no mid-phase checkpoints (plugin-api < 0.2.4)"))
+    }
 }
 
 /// Borrowed host services.

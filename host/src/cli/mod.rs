@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// the nodes share).
     #[arg(long, value_enum, default_value_t = Executor::Local)]
     pub executor: Executor,
+    /// Minutes between a unit's mid-phase checkpoints, where its meta plugin takes them
+    /// (mt, and the scratch baseline): an interrupted or crashed unit continues from its last
+    /// one. Stopping (Ctrl-C, SIGTERM, Slurm's warning) always takes one.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30.0, value_parser = minutes)]
+    pub checkpoint_every: f64,
     /// With `--executor slurm`: write the job scripts into RUN_DIR/slurm/ and submit nothing.
     #[arg(long, requires = "executor")]
     pub dry_run: bool,
@@ -121,6 +126,17 @@ pub struct WorkerArgs {
     /// Where to write the env steps done so far, for the parent's progress bar.
     #[arg(long, value_name = "FILE")]
     pub progress: Option<PathBuf>,
+    /// Minutes between mid-phase checkpoints.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30.0, value_parser = minutes)]
+    pub checkpoint_every: f64,
+}
+
+/// A non-negative number of minutes.
+fn minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() && m >= 0.0 => Ok(m),
+        _ => Err(format!("'{s}' is not a number of minutes (0 or more)")),
+    }
 }
 
 /// `metarl plugins ...`
@@ -173,7 +189,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let out = args.out.clone().unwrap_or_else(|| plan.default_out());
-            let launch = crate::executor::Launch { registry: cli.registry.clone(), verbose: cli.verbose, experiment: args.experiment.clone() };
+            let launch = crate::executor::Launch {
+                registry: cli.registry.clone(),
+                verbose: cli.verbose,
+                experiment: args.experiment.clone(),
+                checkpoint_every: args.checkpoint_every,
+            };
             match args.executor {
                 Executor::Local => {
                     if args.dry_run || !args.slurm.is_empty() {
@@ -197,7 +218,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The parent checked leakage; the worker checks that its plan is the run's.
             let (plan, plugins) = crate::experiment::Plan::load(&args.experiment, &registry)?;
             match &args.unit {
-                Some(unit) => crate::run::work(&plan, &plugins, &args.out, unit, args.progress.clone())?,
+                Some(unit) => {
+                    crate::executor::catch_interrupts();
+                    let every = std::time::Duration::from_secs_f64(args.checkpoint_every * 60.0);
+                    match crate::run::work(&plan, &plugins, &args.out, unit, args.progress.clone(), every) {
+                        Err(e) if e.downcast_ref::<crate::run::Interrupted>().is_some() => {
+                            eprintln!("{e}");
+                            return Ok(ExitCode::from(crate::executor::EXIT_INTERRUPTED));
+                        }
+                        r => r?,
+                    }
+                }
                 None => crate::run::report_when_done(&plan, &args.out)?,
             }
             Ok(ExitCode::SUCCESS)

@@ -24,7 +24,7 @@ use metarl_plugin_api::meta::{eval_quota, EvalRequest, MetaContext};
 use metarl_plugin_api::types::*;
 
 use crate::buf::{Data, SpaceBuf};
-use crate::seeds::SeedStream;
+use crate::seeds::{self, SeedStream};
 
 /// A failed call on an env, algo or host object: which call, and the plugin's error.
 #[derive(Debug, Clone, PartialEq)]
@@ -491,6 +491,57 @@ pub struct Train<'p> {
     pub updater: Option<&'p mut Updater<'p>>,
     /// Where the agent's context rows come from (PEARL); `None` = no context.
     pub context: Option<&'p mut dyn ContextSource>,
+    /// Where a continued call starts: the [`Position`] of the mid-phase checkpoint it
+    /// continues from (`None`: from the beginning). The envs start fresh episodes, seeded
+    /// from `seed` and that position, and the demonstrations are not recorded again (the
+    /// algo's state already holds them).
+    pub start: Option<Position>,
+    /// Mid-phase checkpoints: after a progress report, when the host says one is due
+    /// ([`HostServicesFfi::checkpoint_due`]), this turns the loop's position into the
+    /// caller's meta state, which goes to [`HostServicesFfi::checkpoint`] with the algo's.
+    /// `None`: this call takes none.
+    ///
+    /// [`HostServicesFfi::checkpoint_due`]: metarl_plugin_api::meta::HostServicesFfi::checkpoint_due
+    /// [`HostServicesFfi::checkpoint`]: metarl_plugin_api::meta::HostServicesFfi::checkpoint
+    pub checkpoint: Option<&'p mut Checkpointer<'p>>,
+}
+
+/// Turns a [`train`] call's position into the caller's meta state for a mid-phase checkpoint.
+pub type Checkpointer<'p> = dyn FnMut(&Position) -> Result<Vec<u8>, PluginError> + 'p;
+
+/// Where a [`train`] call stands, as a mid-phase checkpoint keeps it: enough, with the
+/// algo's state, to continue the call ([`Train::start`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Env steps taken.
+    pub env_steps: u64,
+    /// Env steps recorded (towards `learning_starts`), demonstrations included.
+    pub recorded: u64,
+    /// Updates made.
+    pub updates: u64,
+    /// Tasks with recorded data, in first-seen order (what the update plans draw from).
+    pub seen: Vec<u64>,
+}
+
+impl Position {
+    /// Appends the position to a plugin's checkpoint bytes.
+    pub fn write(&self, w: &mut crate::bytes::Writer) {
+        w.u64(self.env_steps);
+        w.u64(self.recorded);
+        w.u64(self.updates);
+        w.u64(self.seen.len() as u64);
+        for &t in &self.seen {
+            w.u64(t);
+        }
+    }
+
+    /// Reads what [`Position::write`] wrote.
+    pub fn read(r: &mut crate::bytes::Reader<'_>) -> Result<Position, PluginError> {
+        let (env_steps, recorded, updates) = (r.u64()?, r.u64()?, r.u64()?);
+        let n = r.u64()?;
+        let seen = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        Ok(Position { env_steps, recorded, updates, seen })
+    }
 }
 
 /// The context an agent acts with (PEARL's inferred task), kept by the meta-method.
@@ -524,6 +575,8 @@ impl<'p> Train<'p> {
             planner: None,
             updater: None,
             context: None,
+            start: None,
+            checkpoint: None,
         }
     }
 }
@@ -562,13 +615,26 @@ pub struct Trained {
 pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<Trained, PluginError> {
     let info = ffi("info", ctx.algo.info())?;
     let tasks: Vec<u64> = if t.tasks.is_empty() { ctx.tasks.to_vec() } else { t.tasks.clone() };
-    let env = ffi("make_env", ctx.host.make_env(tasks.as_slice().into(), ctx.num_envs, t.trials, seed))?;
-    let mut d = Driver::new(env, ctx.algo, seed, t.memory)?;
+    let start = t.start.take();
+    // A continued call plays fresh episodes, from envs seeded by where it continues.
+    let env_seed = match &start {
+        Some(p) => seeds::derive(seed, &format!("continued at {} env steps", p.env_steps)),
+        None => seed,
+    };
+    let env = ffi("make_env", ctx.host.make_env(tasks.as_slice().into(), ctx.num_envs, t.trials, env_seed))?;
+    let mut d = Driver::new(env, ctx.algo, env_seed, t.memory)?;
     let mut out = Trained::default();
     let mut seen: Vec<u64> = Vec::new();
     let mut seen_set = BTreeSet::new();
     let mut first_scalars = Vec::new();
-    if t.learn && t.demos {
+    if let Some(p) = &start {
+        d.env_steps = p.env_steps;
+        out.recorded = p.recorded;
+        out.updates = p.updates;
+        seen = p.seen.clone();
+        seen_set.extend(seen.iter().copied());
+    }
+    if t.learn && t.demos && start.is_none() {
         let demos = ffi("demos", ctx.host.demos())?.into_vec();
         if !demos.is_empty() {
             let spec = d.batch.spec.clone();
@@ -596,7 +662,8 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
         }
     }
     let carry_memory = t.memory == MemoryReset::Task;
-    if t.report && !report(ctx, 0, &first_scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())? {
+    // A continued call reported its start (and everything up to its checkpoint) before.
+    if t.report && start.is_none() && !report(ctx, 0, &first_scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())? {
         out.stopped = true;
         return Ok(out);
     }
@@ -638,12 +705,22 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
             out.updates += 1;
         }
         let at_end = d.env_steps >= t.budget;
-        if t.report
-            && (updated || !t.learn || at_end)
-            && !report(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())?
-        {
-            out.stopped = true;
-            break;
+        if t.report && (updated || !t.learn || at_end) {
+            let go_on = report(ctx, d.env_steps, &out.scalars, memory_of(&d, carry_memory), t.context.as_deref_mut())?;
+            // At the end the phase is done: its results, not a checkpoint, come next.
+            if !at_end {
+                if let Some(cp) = t.checkpoint.as_mut() {
+                    if ctx.host.checkpoint_due() {
+                        let position = Position { env_steps: d.env_steps, recorded: out.recorded, updates: out.updates, seen: seen.clone() };
+                        let meta_state = cp(&position)?;
+                        ffi("checkpoint", ctx.host.checkpoint(ctx.algo, meta_state.as_slice().into()))?;
+                    }
+                }
+            }
+            if !go_on {
+                out.stopped = true;
+                break;
+            }
         }
     }
     out.env_steps = d.env_steps;

@@ -5,12 +5,22 @@
 //! off-policy algos each update draws the same number of samples from each of K randomly chosen
 //! task buffers, so frequent tasks do not dominate. Adaptation is plain fine-tuning on the
 //! held-out task. Works with any base algorithm.
+//!
+//! Both phases take mid-phase checkpoints when the host asks (plugin-api 0.2.4): the state
+//! then also holds the phase's seed and the training loop's position, and the same phase
+//! call after `load` continues from there.
+
+use std::cell::Cell;
 
 use metarl_plugin_api::prelude::*;
-use metarl_plugin_kit::driver::{self, Train};
+use metarl_plugin_kit::bytes::{Reader, Writer};
+use metarl_plugin_kit::driver::{self, Position, Train};
 use metarl_plugin_kit::parse_config;
 use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
+
+/// Marks the part of the state that a mid-phase checkpoint adds.
+const PHASE_MAGIC: &[u8] = b"mt-phase-1";
 
 /// Config keys (all optional).
 #[derive(Debug, Clone, Deserialize)]
@@ -35,28 +45,75 @@ impl Default for Config {
 struct Mt {
     cfg: Config,
     seeds: SeedStream,
+    /// The phase a mid-phase checkpoint left: its seed and where its loop stood.
+    continuing: Option<(u64, Position)>,
+}
+
+/// K distinct tasks drawn uniformly from `tasks` (partial Fisher-Yates).
+fn sample_tasks(seeds: &mut SeedStream, tasks: &[u64], k: usize) -> Vec<u64> {
+    let mut pool = tasks.to_vec();
+    let k = k.min(pool.len());
+    for i in 0..k {
+        let j = i + seeds.below(pool.len() - i);
+        pool.swap(i, j);
+    }
+    pool.truncate(k);
+    pool
+}
+
+/// The off-policy plan: K of the tasks with recorded data, the same number of samples from
+/// each.
+fn plan(cfg: &Config, seeds: &mut SeedStream, info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
+    let k = cfg.tasks_per_update as usize;
+    let chosen = sample_tasks(seeds, recorded, k);
+    let per_task = cfg.samples_per_task.unwrap_or((info.batch_size / k.min(chosen.len()).max(1) as u32).max(1));
+    UpdatePlan::off_policy(chosen, per_task, cfg.grad_steps.unwrap_or(info.grad_steps))
+}
+
+/// The state bytes: the seed stream, then, in a mid-phase checkpoint, the phase's seed and
+/// the loop's position.
+fn state(seeds: SeedStream, phase: Option<(u64, &Position)>) -> Vec<u8> {
+    let mut w = Writer(seeds.to_bytes().to_vec());
+    if let Some((seed, position)) = phase {
+        w.bytes(PHASE_MAGIC);
+        w.u64(seed);
+        position.write(&mut w);
+    }
+    w.0
 }
 
 impl Mt {
-    /// K distinct tasks drawn uniformly from `tasks` (partial Fisher-Yates).
-    fn sample_tasks(&mut self, tasks: &[u64], k: usize) -> Vec<u64> {
-        let mut pool = tasks.to_vec();
-        let k = k.min(pool.len());
-        for i in 0..k {
-            let j = i + self.seeds.below(pool.len() - i);
-            pool.swap(i, j);
-        }
-        pool.truncate(k);
-        pool
-    }
-
-    /// The off-policy plan: K of the tasks with recorded data, the same number of samples
-    /// from each.
-    fn plan(&mut self, info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
-        let k = self.cfg.tasks_per_update as usize;
-        let chosen = self.sample_tasks(recorded, k);
-        let per_task = self.cfg.samples_per_task.unwrap_or((info.batch_size / k.min(chosen.len()).max(1) as u32).max(1));
-        UpdatePlan::off_policy(chosen, per_task, self.cfg.grad_steps.unwrap_or(info.grad_steps))
+    /// One phase: plain training with `plan` (if any), continuing a checkpointed phase, and
+    /// taking checkpoints as the host asks.
+    fn phase(&mut self, ctx: &mut MetaContext<'_>, multi_task: bool) -> Result<(), PluginError> {
+        let (seed, start) = match self.continuing.take() {
+            Some((seed, position)) => (seed, Some(position)),
+            None => (self.seeds.next(), None),
+        };
+        let budget = ctx.budget_env_steps;
+        let cfg = self.cfg.clone();
+        // The planner draws from the seed stream while checkpoints read it: a shared cell.
+        let seeds = Cell::new(self.seeds);
+        let mut planner = |info: &AlgoInfo, recorded: &[u64]| {
+            if driver::is_on_policy(info) {
+                driver::default_plan(info, recorded)
+            } else {
+                let mut s = seeds.get();
+                let p = plan(&cfg, &mut s, info, recorded);
+                seeds.set(s);
+                p
+            }
+        };
+        let mut checkpoint = |p: &Position| Ok(state(seeds.get(), Some((seed, p))));
+        let t = Train {
+            planner: if multi_task { Some(&mut planner) } else { None },
+            start,
+            checkpoint: Some(&mut checkpoint),
+            ..Train::plain(budget)
+        };
+        let r = driver::train(ctx, seed, t).map(drop);
+        self.seeds = seeds.get();
+        r
     }
 }
 
@@ -68,31 +125,29 @@ impl Meta for Mt {
     /// One policy on all training tasks: one batched env samples them all; on-policy algos
     /// learn from its rollouts, off-policy ones from K task buffers at a time.
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let seed = self.seeds.next();
-        let budget = ctx.budget_env_steps;
-        let mut plan = |info: &AlgoInfo, recorded: &[u64]| {
-            if driver::is_on_policy(info) {
-                driver::default_plan(info, recorded)
-            } else {
-                self.plan(info, recorded)
-            }
-        };
-        driver::train(&mut ctx, seed, Train { planner: Some(&mut plan), ..Train::plain(budget) }).map(drop)
+        self.phase(&mut ctx, true)
     }
 
     /// Fine-tuning: keep training the agent on the held-out task.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let seed = self.seeds.next();
-        let budget = ctx.budget_env_steps;
-        driver::train(&mut ctx, seed, Train::plain(budget)).map(drop)
+        self.phase(&mut ctx, false)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(self.seeds.to_bytes().to_vec())
+        Ok(state(self.seeds, self.continuing.as_ref().map(|(s, p)| (*s, p))))
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        self.seeds = SeedStream::from_bytes("mt", bytes)?;
+        let (seeds, rest) = bytes.split_at(bytes.len().min(8));
+        self.seeds = SeedStream::from_bytes("mt", seeds)?;
+        self.continuing = None;
+        if !rest.is_empty() {
+            let mut r = Reader::new(rest, PHASE_MAGIC, "mt")?;
+            let seed = r.u64()?;
+            let position = Position::read(&mut r)?;
+            r.finish()?;
+            self.continuing = Some((seed, position));
+        }
         Ok(())
     }
 }
@@ -120,7 +175,7 @@ impl PluginFactory for MtPlugin {
         if cfg.tasks_per_update == 0 || cfg.samples_per_task == Some(0) || cfg.grad_steps == Some(0) {
             return Err(PluginError::invalid("mt config: tasks_per_update, samples_per_task and grad_steps must be at least 1"));
         }
-        Ok(Box::new(Mt { cfg, seeds: SeedStream::new(req.seed ^ 0x4d54) }))
+        Ok(Box::new(Mt { cfg, seeds: SeedStream::new(req.seed ^ 0x4d54), continuing: None }))
     }
 }
 
