@@ -776,6 +776,24 @@ fn units(plan: &Plan) -> Vec<Unit> {
     out
 }
 
+/// `--restart-unfinished`: removes the mid-phase checkpoints of run directory `out`, so that
+/// units stopped or killed mid-phase start again from their beginning (exactly as an
+/// uninterrupted run would have them) instead of continuing. Call with the directory locked.
+pub fn discard_partial_checkpoints(out: &Path) -> anyhow::Result<()> {
+    let dir = out.join("checkpoints").join("partial");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut n = 0;
+    for e in entries {
+        let path = e.with_context(|| format!("cannot read {}", dir.display()))?.path();
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        n += 1;
+    }
+    if n > 0 {
+        log::info!("--restart-unfinished: discarded {n} mid-phase checkpoint(s); those units start again from their beginning");
+    }
+    Ok(())
+}
+
 /// A unit as an executor sees it: what it is called, what it needs, whether it is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitRef {
@@ -838,8 +856,11 @@ pub fn count_units(plan: &Plan) -> usize {
 /// A unit that fails does not stop the units that do not need it; the run then ends with one
 /// error naming the first failure, and writes no report, so `--resume` retries what failed or
 /// never ran.
-pub fn run(plan: &Plan, out: &Path, resume: bool, jobs: Option<usize>, launch: &Launch) -> anyhow::Result<PathBuf> {
+pub fn run(plan: &Plan, out: &Path, resume: bool, restart_unfinished: bool, jobs: Option<usize>, launch: &Launch) -> anyhow::Result<PathBuf> {
     let (dir, _lock) = prepare_dir(plan, out, resume)?;
+    if restart_unfinished {
+        discard_partial_checkpoints(out)?;
+    }
     if resume {
         // Units that Slurm jobs of an earlier `--executor slurm` still hold are not run twice.
         match crate::slurm::queued_units(out) {

@@ -37,7 +37,7 @@ use crate::run::UnitRef;
 /// The largest array one `sbatch` gets (Slurm's default `MaxArraySize` is 1001).
 const MAX_ARRAY: usize = 1000;
 
-/// Seconds before its time limit that a job gets SIGTERM (`--signal=B:TERM@...`), time for
+/// Seconds before its time limit that a job gets SIGUSR1 (`--signal=B:USR1@...`), time for
 /// the unit to save a checkpoint.
 const STOP_WARNING_S: u32 = 180;
 
@@ -141,6 +141,8 @@ pub struct Submit<'a> {
     pub resume: bool,
     /// Write the scripts only; submit nothing.
     pub dry_run: bool,
+    /// Discard mid-phase checkpoints first (`--restart-unfinished`).
+    pub restart_unfinished: bool,
     /// How a worker is started (registry, verbosity, experiment file).
     pub launch: &'a Launch,
     /// `[slurm]` with `--slurm` applied.
@@ -307,6 +309,12 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
     let out = &std::path::absolute(s.out).with_context(|| format!("cannot resolve {}", s.out.display()))?;
     let lock = crate::run::prepare(plan, out, s.resume)?;
     let queued = if s.resume { queued_units(out)? } else { HashMap::new() };
+    if s.restart_unfinished {
+        if !queued.is_empty() {
+            bail!("--restart-unfinished: {} unit(s) of {} are still queued or running in Slurm; wait for them or scancel them first", queued.len(), out.display());
+        }
+        crate::run::discard_partial_checkpoints(out)?;
+    }
     let graph = crate::run::unit_graph(plan, out);
     let arrays = arrays(&graph, &queued);
     let done = graph.iter().filter(|u| u.done).count();
@@ -347,9 +355,9 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
         writeln!(t, "#SBATCH --job-name={}", sh(format!("metarl-{}", plan.name))).unwrap();
         writeln!(t, "#SBATCH --output={}", sh(out.join("logs").join(output))).unwrap();
         writeln!(t, "#SBATCH --open-mode=append").unwrap();
-        // Before a time limit or a preemption, SIGTERM to this script (which passes it on)
-        // and time to save a checkpoint; the job may be requeued to continue from it.
-        writeln!(t, "#SBATCH --signal=B:TERM@{STOP_WARNING_S}").unwrap();
+        // Before its time limit, SIGUSR1 to this script (which stops the worker) and time to
+        // save a checkpoint; the job may be requeued to continue from it.
+        writeln!(t, "#SBATCH --signal=B:USR1@{STOP_WARNING_S}").unwrap();
         writeln!(t, "#SBATCH --requeue").unwrap();
         for line in s.options.sbatch_lines(plan.threads) {
             writeln!(t, "#SBATCH {line}").unwrap();
@@ -372,15 +380,18 @@ pub fn submit(plan: &Plan, s: &Submit<'_>) -> anyhow::Result<()> {
     writeln!(unit_script, "{} >>{}/\"$unit.log\" 2>&1 &", worker("--unit \"$unit\""), sh(out.join("logs"))).unwrap();
     unit_script.push_str(concat!(
         "worker=$!\n",
-        "# SIGTERM (Slurm's warning before the time limit, a preemption, scancel) goes on to the\n",
-        "# worker, which stops at its next progress report, after a checkpoint, and exits 75.\n",
+        "# The worker stops at its next progress report, after a mid-phase checkpoint, and exits 75\n",
+        "# when asked with SIGTERM. SIGUSR1 is Slurm's warning before the time limit: stop, then\n",
+        "# requeue this array task, which continues from the checkpoint. SIGTERM (scancel, or a\n",
+        "# preemption, which Slurm requeues itself where the cluster says so): stop, no requeue.\n",
+        "requeue=0\n",
+        "trap 'requeue=1; kill -TERM \"$worker\" 2>/dev/null || true' USR1\n",
         "trap 'kill -TERM \"$worker\" 2>/dev/null || true' TERM INT\n",
         "status=0\n",
         "while kill -0 \"$worker\" 2>/dev/null; do wait \"$worker\" || true; done\n",
         "wait \"$worker\" || status=$?\n",
-        "if [ \"$status\" = 75 ]; then\n",
-        "    # Stopped on request: requeue this array task, which continues from the checkpoint.\n",
-        "    echo \"unit $unit stopped; requeueing job $SLURM_JOB_ID\" >&2\n",
+        "if [ \"$status\" = 75 ] && [ \"$requeue\" = 1 ]; then\n",
+        "    echo \"unit $unit stopped before the time limit; requeueing job $SLURM_JOB_ID\" >&2\n",
         "    scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n",
         "fi\n",
         "exit \"$status\"\n",

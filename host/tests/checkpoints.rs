@@ -161,6 +161,24 @@ fn a_unit_stopped_by_sigterm_saves_a_checkpoint_and_resume_continues_it() {
 }
 
 #[test]
+fn restart_unfinished_discards_the_checkpoint_and_gives_the_uninterrupted_files() {
+    let (d, reg) = setup();
+    let exp = study(d.path());
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let o = run(&reg, &exp, &a, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = start(&reg, &exp, &b, &["--checkpoint-every", "0"]);
+    wait_for_checkpoint(&mut child, &b);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let o = run(&reg, &exp, &b, &["--resume", "--restart-unfinished"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(continued_at(&pretrain_log(&b)).is_none(), "{}", pretrain_log(&b));
+    assert_same_files(&a, &b);
+}
+
+#[test]
 fn a_run_killed_after_a_checkpoint_continues_from_it() {
     let (d, reg) = setup();
     let exp = study(d.path());

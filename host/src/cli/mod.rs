@@ -89,6 +89,11 @@ pub struct RunArgs {
     /// one. Stopping (Ctrl-C, SIGTERM, Slurm's warning) always takes one.
     #[arg(long, value_name = "MINUTES", default_value_t = 30.0, value_parser = minutes)]
     pub checkpoint_every: f64,
+    /// With `--resume`: units stopped or killed mid-phase start again from their beginning,
+    /// giving the bytes of an uninterrupted run, instead of continuing from their mid-phase
+    /// checkpoints (which are discarded).
+    #[arg(long, requires = "resume")]
+    pub restart_unfinished: bool,
     /// With `--executor slurm`: write the job scripts into RUN_DIR/slurm/ and submit nothing.
     #[arg(long, requires = "executor")]
     pub dry_run: bool,
@@ -200,14 +205,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if args.dry_run || !args.slurm.is_empty() {
                         anyhow::bail!("--dry-run and --slurm only apply with --executor slurm");
                     }
-                    crate::run::run(&plan, &out, args.resume, args.jobs.map(|j| j as usize), &launch)?;
+                    crate::run::run(&plan, &out, args.resume, args.restart_unfinished, args.jobs.map(|j| j as usize), &launch)?;
                 }
                 Executor::Slurm => {
                     if args.jobs.is_some() {
                         anyhow::bail!("--jobs applies to the local executor; Slurm runs as many units at once as it schedules");
                     }
                     let options = plan.slurm.with_overrides(&args.slurm)?;
-                    let submit = crate::slurm::Submit { out: &out, resume: args.resume, dry_run: args.dry_run, launch: &launch, options };
+                    let submit = crate::slurm::Submit {
+                        out: &out,
+                        resume: args.resume,
+                        dry_run: args.dry_run,
+                        restart_unfinished: args.restart_unfinished,
+                        launch: &launch,
+                        options,
+                    };
                     crate::slurm::submit(&plan, &submit)?;
                 }
             }
