@@ -543,6 +543,30 @@ impl Runner<'_> {
         Ok(PhaseResult { episodes, evals, lines, continued_at })
     }
 
+    /// Whether fresh plugins of `unit` load the states of its mid-phase checkpoint `p`.
+    fn loads_for_continuing(&self, unit: &Unit, p: &(Vec<u8>, Vec<u8>, Continued)) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let s = unit.seed(plan);
+        let (mut algo, method) = match *unit {
+            Unit::Pretrain { method, .. } | Unit::Adapt { method, .. } => {
+                let m = &plan.methods[method];
+                (self.new_algo(&m.algo_config, m.context_dim, s)?, Some(method))
+            }
+            Unit::Scratch { task, .. } => (self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?, None),
+        };
+        check(&self.plugins.algo.name, "load", algo.load(p.0.as_slice().into()))?;
+        match method {
+            Some(method) => {
+                let mut meta = self.new_meta(method, s)?;
+                check(&self.plugins.metas[method].name, "load", meta.load(p.1.as_slice().into()))?;
+            }
+            None => {
+                scratch_position(&p.1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The meta state of `unit`'s mid-phase checkpoint.
     fn read_partial_meta(&self, unit: &Unit) -> anyhow::Result<Vec<u8>> {
         Ok(read_checkpoint_parts(&self.dir.partial(self.plan, unit), &["meta"])?.remove(0))
@@ -604,8 +628,20 @@ impl Runner<'_> {
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
         let s = unit.seed(plan);
-        // A unit stopped or crashed after a mid-phase checkpoint continues from it.
-        let partial = self.read_partial(unit)?;
+        // A unit stopped or crashed after a mid-phase checkpoint continues from it: where
+        // its plugins can load it (an algo whose checkpoints leave out the replay cannot).
+        let partial = match self.read_partial(unit)? {
+            Some(p) => match self.loads_for_continuing(unit, &p) {
+                Ok(()) => Some(p),
+                Err(e) => {
+                    log::warn!("unit {}: cannot continue from its checkpoint ({e:#}); it starts again from its beginning", unit.name(plan));
+                    let path = self.dir.partial(plan, unit);
+                    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                    None
+                }
+            },
+            None => None,
+        };
         let load = |algo: &mut AlgoBox, meta: Option<&mut metarl_plugin_api::meta::MetaBox>, plugin: Option<&Plugin>, (a, m): (&[u8], &[u8])| -> anyhow::Result<()> {
             check(&self.plugins.algo.name, "load", algo.load(a.into()))?;
             if let (Some(meta), Some(plugin)) = (meta, plugin) {
@@ -1118,6 +1154,21 @@ pub struct UnitStatus {
     pub log: Option<PathBuf>,
     /// Its Slurm array task.
     pub job: Option<String>,
+    /// Env steps of its mid-phase checkpoint, where it continues.
+    pub checkpoint: Option<u64>,
+}
+
+/// The env steps a mid-phase checkpoint at `path` was taken at (from its header), if any.
+fn checkpoint_env_steps(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).ok()?;
+    let n = usize::try_from(u64::from_le_bytes(n)).ok().filter(|&n| n < 1 << 20)?;
+    let mut header = vec![0u8; n];
+    f.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    header.get("__metadata__")?.get("env_steps")?.as_str()?.parse().ok()
 }
 
 /// Every unit of the run in `dir` with its state and, where one exists, its worker's log.
@@ -1127,7 +1178,10 @@ pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<UnitStatus>)> {
     let plan = saved_plan(dir)?;
     let rd = RunDir { root: dir.to_path_buf() };
     let live = crate::lock::RunLock::refuse_if_held(dir).is_err();
-    let queued = crate::slurm::queued_units(dir)?;
+    let queued = crate::slurm::queued_units(dir).unwrap_or_else(|e| {
+        log::warn!("cannot tell which units Slurm still holds: {e}");
+        Default::default()
+    });
     let rows = units(&plan)
         .iter()
         .map(|u| {
@@ -1149,7 +1203,8 @@ pub fn status(dir: &Path) -> anyhow::Result<(Plan, Vec<UnitStatus>)> {
             } else {
                 UnitState::Pending
             };
-            UnitStatus { name: u.name(&plan), state, log: log.exists().then_some(log), job }
+            let checkpoint = (state != UnitState::Done).then(|| checkpoint_env_steps(&rd.partial(&plan, u))).flatten();
+            UnitStatus { name: u.name(&plan), state, log: log.exists().then_some(log), job, checkpoint }
         })
         .collect();
     Ok((plan, rows))

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    registry_of(&[("gridworld", "env", "metarl-env-gridworld"), ("mt", "meta", "metarl-meta-mt"), ("ppo", "algo", "metarl-algo-ppo")])
+    registry_of(&[
+        ("gridworld", "env", "metarl-env-gridworld"),
+        ("mt", "meta", "metarl-meta-mt"),
+        ("reptile", "meta", "metarl-meta-reptile"),
+        ("ppo", "algo", "metarl-algo-ppo"),
+    ])
 }
 
 /// PPO on the small gridworld: one seed, one held-out goal; a pretraining of 64 updates (512
@@ -42,6 +47,14 @@ const PRETRAIN: &str = "pretrain/12 train tasks/MT/seed 0";
 fn study(dir: &Path) -> PathBuf {
     let exp = dir.join("study.toml");
     std::fs::write(&exp, STUDY).unwrap();
+    exp
+}
+
+/// The same study with on-policy Reptile (its own loop: 3 inner updates per outer iteration,
+/// a progress report after each).
+fn reptile_study(dir: &Path) -> PathBuf {
+    let exp = dir.join("reptile.toml");
+    std::fs::write(&exp, STUDY.replace("label = \"MT\"\nmeta = \"mt\"", "label = \"MT\"\nmeta = \"reptile\"")).unwrap();
     exp
 }
 
@@ -147,6 +160,9 @@ fn a_unit_stopped_by_sigterm_saves_a_checkpoint_and_resume_continues_it() {
     let stopped = pretrain_log(&out);
     assert!(stopped.contains("stopped on request; its checkpoint at "), "{stopped}");
     assert!(partial(&out).is_some(), "no checkpoint kept");
+    let o = metarl(&reg, &["status", out.to_str().unwrap()]);
+    let line = stdout(&o).lines().find(|l| l.contains(PRETRAIN)).unwrap_or_default().to_string();
+    assert!(line.starts_with("failed") && line.contains("checkpoint at ") && line.contains(" env steps"), "{}", stdout(&o));
     assert!(!out.join("checkpoints").read_dir().unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "safetensors")));
 
     let o = run(&reg, &exp, &out, &["--resume"]);
@@ -158,6 +174,28 @@ fn a_unit_stopped_by_sigterm_saves_a_checkpoint_and_resume_continues_it() {
     let pretrained = out.join("checkpoints").read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.is_file()).unwrap();
     let meta = std::fs::read(pretrained).unwrap();
     assert!(String::from_utf8_lossy(&meta[..2000.min(meta.len())]).contains(&format!("\"continued_at\":\"[{at}]\"")));
+}
+
+#[test]
+fn reptile_stopped_mid_pretraining_continues_from_its_checkpoint() {
+    let (d, reg) = setup();
+    let exp = reptile_study(d.path());
+    let out = d.path().join("out");
+    let mut child = start(&reg, &exp, &out, &["--checkpoint-every", "0"]);
+    wait_for_checkpoint(&mut child, &out);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_one_line_error(&o, &["interrupted by SIGTERM", "1 of them with a checkpoint"]);
+    let o = run(&reg, &exp, &out, &["--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let at = continued_at(&pretrain_log(&out)).expect("the resumed pretraining says where it continues");
+    // Outer iterations of 3 updates of 512 steps: the reports fall on multiples of 1536.
+    assert!(at > 0 && at % 1536 == 0, "continued at {at}");
+    let steps = pretrain_steps(&out);
+    assert_eq!(steps[0], 0);
+    assert!(steps.windows(2).all(|w| w[1] == w[0] + 1536 || (w[1] == 32768 && w[1] > w[0])), "{steps:?}");
+    assert_eq!(*steps.last().unwrap(), 32768);
 }
 
 #[test]

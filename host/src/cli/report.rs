@@ -63,6 +63,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         if let Some(job) = &r.job {
             notes.push(format!("Slurm job {job}"));
         }
+        if let Some(at) = r.checkpoint {
+            notes.push(format!("checkpoint at {at} env steps"));
+        }
         if let Some(log) = &r.log {
             notes.push(format!("log: {}", log.display()));
         }

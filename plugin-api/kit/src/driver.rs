@@ -710,11 +710,8 @@ pub fn train(ctx: &mut MetaContext<'_>, seed: u64, mut t: Train<'_>) -> Result<T
             // At the end the phase is done: its results, not a checkpoint, come next.
             if !at_end {
                 if let Some(cp) = t.checkpoint.as_mut() {
-                    if ctx.host.checkpoint_due() {
-                        let position = Position { env_steps: d.env_steps, recorded: out.recorded, updates: out.updates, seen: seen.clone() };
-                        let meta_state = cp(&position)?;
-                        ffi("checkpoint", ctx.host.checkpoint(ctx.algo, meta_state.as_slice().into()))?;
-                    }
+                    let position = || Position { env_steps: d.env_steps, recorded: out.recorded, updates: out.updates, seen: seen.clone() };
+                    checkpoint_if_due(ctx, || cp(&position()))?;
                 }
             }
             if !go_on {
@@ -826,6 +823,18 @@ fn memory_of(d: &Driver, carry: bool) -> &[f32] {
 /// (with the agent's `memory`, see [`EvalAgent`]). Returns whether to go on.
 pub fn progress(ctx: &mut MetaContext<'_>, env_steps: u64, scalars: &[Scalar], memory: &[f32]) -> Result<bool, PluginError> {
     report(ctx, env_steps, scalars, memory, None)
+}
+
+/// Takes a mid-phase checkpoint if the host says one is due: `meta_state` gives the caller's
+/// state, from which its `load` and the same phase call continue. For meta-methods with a loop
+/// of their own (on-policy Reptile); call right after [`progress`]. Returns whether it took one.
+pub fn checkpoint_if_due(ctx: &mut MetaContext<'_>, meta_state: impl FnOnce() -> Result<Vec<u8>, PluginError>) -> Result<bool, PluginError> {
+    if !ctx.host.checkpoint_due() {
+        return Ok(false);
+    }
+    let state = meta_state()?;
+    ffi("checkpoint", ctx.host.checkpoint(ctx.algo, state.as_slice().into()))?;
+    Ok(true)
 }
 
 /// [`progress`], with an evaluation's context rows taken from `context` when one is asked for.

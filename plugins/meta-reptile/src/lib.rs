@@ -16,12 +16,22 @@
 //! The outer step size follows a linear schedule over pretraining, `epsilon` → `epsilon_end`.
 //! The study's Atari code ramps it up, θ ← θ_k + (1 − T/T_max)(θ_old − θ_k), which is
 //! `epsilon = 0.0, epsilon_end = 1.0`; its manipulation code anneals 0.1 → 0.
+//!
+//! Both phases take mid-phase checkpoints when the host asks (plugin-api 0.2.4), after an
+//! outer iteration (on-policy) or an update (off-policy, fine-tuning); the same phase call
+//! after `load` continues from there.
+
+use std::cell::Cell;
 
 use metarl_plugin_api::prelude::*;
-use metarl_plugin_kit::driver::{self, Train};
+use metarl_plugin_kit::bytes::{Reader, Writer};
+use metarl_plugin_kit::driver::{self, Position, Train};
 use metarl_plugin_kit::parse_config;
 use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
+
+/// Marks the part of the state that a mid-phase checkpoint adds.
+const PHASE_MAGIC: &[u8] = b"reptile-phase-1";
 
 /// Config keys (all optional).
 #[derive(Debug, Clone, Deserialize)]
@@ -63,9 +73,33 @@ struct Reptile {
     cfg: Config,
     seeds: SeedStream,
     outer_iterations: u64,
+    /// The phase a mid-phase checkpoint left: its seed (unused by on-policy pretraining,
+    /// which draws one per inner loop) and where its loop stood.
+    continuing: Option<(u64, Position)>,
+}
+
+/// The state bytes: seed stream and outer iterations, then, in a mid-phase checkpoint, the
+/// phase's seed and position.
+fn state(seeds: SeedStream, outer_iterations: u64, phase: Option<(u64, &Position)>) -> Vec<u8> {
+    let mut w = Writer(seeds.to_bytes().to_vec());
+    w.u64(outer_iterations);
+    if let Some((seed, position)) = phase {
+        w.bytes(PHASE_MAGIC);
+        w.u64(seed);
+        position.write(&mut w);
+    }
+    w.0
 }
 
 impl Reptile {
+    /// The seed of a phase and where it starts: a checkpointed phase's, or a new one.
+    fn begin_phase(&mut self) -> (u64, Option<Position>) {
+        match self.continuing.take() {
+            Some((seed, position)) => (seed, Some(position)),
+            None => (self.seeds.next(), None),
+        }
+    }
+
     /// Off-policy pretraining: one env on all training tasks; every update is an outer
     /// iteration over one task's buffer.
     fn pretrain_off_policy(&mut self, mut ctx: MetaContext<'_>, info: &AlgoInfo) -> Result<(), PluginError> {
@@ -73,14 +107,18 @@ impl Reptile {
         let (start, end) = (self.cfg.epsilon, self.cfg.epsilon_end.unwrap_or(self.cfg.epsilon));
         let samples = self.cfg.samples_per_task.unwrap_or(info.batch_size);
         let inner_steps = self.cfg.inner_updates * self.cfg.grad_steps.unwrap_or(info.grad_steps);
-        let seed = self.seeds.next();
-        let seeds = &mut self.seeds;
+        let (seed, start_at) = self.begin_phase();
+        // The planner draws from the seed stream and the updater counts iterations while
+        // checkpoints read both: shared cells.
+        let seeds = Cell::new(self.seeds);
+        let outer_iterations = Cell::new(self.outer_iterations);
         // 1. One task among those with recorded data: k inner updates from its buffer alone.
         let mut plan = |_: &AlgoInfo, recorded: &[u64]| {
-            let task = recorded[seeds.below(recorded.len())];
+            let mut s = seeds.get();
+            let task = recorded[s.below(recorded.len())];
+            seeds.set(s);
             UpdatePlan::off_policy(vec![task], samples, inner_steps)
         };
-        let outer_iterations = &mut self.outer_iterations;
         let mut outer = |algo: &mut AlgoBox, plan: &UpdatePlan, env_steps: u64| -> Result<UpdateStats, PluginError> {
             let theta_old = algo.params().into_result()?;
             let mut stats = driver::update(algo, plan)?;
@@ -91,13 +129,23 @@ impl Reptile {
             let theta_k = algo.params().into_result()?;
             let epsilon = epsilon_at(start, end, env_steps, budget);
             algo.set_params(outer_update(&theta_old, &theta_k, epsilon).as_slice().into()).into_result()?;
-            *outer_iterations += 1;
+            outer_iterations.set(outer_iterations.get() + 1);
             stats.scalars.push(Scalar::new("reptile_epsilon", epsilon));
             stats.scalars.push(Scalar::new("reptile_task", plan.tasks[0] as f64));
             Ok(stats)
         };
-        let t = Train { planner: Some(&mut plan), updater: Some(&mut outer), ..Train::plain(budget) };
-        driver::train(&mut ctx, seed, t).map(drop)
+        let mut checkpoint = |p: &Position| Ok(state(seeds.get(), outer_iterations.get(), Some((seed, p))));
+        let t = Train {
+            planner: Some(&mut plan),
+            updater: Some(&mut outer),
+            start: start_at,
+            checkpoint: Some(&mut checkpoint),
+            ..Train::plain(budget)
+        };
+        let r = driver::train(&mut ctx, seed, t).map(drop);
+        self.seeds = seeds.get();
+        self.outer_iterations = outer_iterations.get();
+        r
     }
 }
 
@@ -119,8 +167,14 @@ impl Meta for Reptile {
         let (mut steps, mut recorded) = (0u64, 0u64);
         // The phase's demonstrations go into the algo once, with the first inner loop.
         let mut first = true;
-        if !driver::progress(&mut ctx, 0, &[], &[])? {
-            return Ok(());
+        match self.continuing.take() {
+            // A continued phase reported its start before, and recorded its demos.
+            Some((_, p)) => (steps, recorded, first) = (p.env_steps, p.recorded, false),
+            None => {
+                if !driver::progress(&mut ctx, 0, &[], &[])? {
+                    return Ok(());
+                }
+            }
         }
         while steps < ctx.budget_env_steps {
             // 1. One training task, and the parameters before adapting to it.
@@ -158,7 +212,12 @@ impl Meta for Reptile {
             let mut scalars = done.scalars;
             scalars.push(Scalar::new("reptile_epsilon", epsilon));
             scalars.push(Scalar::new("reptile_task", task as f64));
-            if !driver::progress(&mut ctx, steps, &scalars, &[])? {
+            let go_on = driver::progress(&mut ctx, steps, &scalars, &[])?;
+            if steps < ctx.budget_env_steps {
+                let position = Position { env_steps: steps, recorded, updates: self.outer_iterations, seen: Vec::new() };
+                driver::checkpoint_if_due(&mut ctx, || Ok(state(self.seeds, self.outer_iterations, Some((0, &position)))))?;
+            }
+            if !go_on {
                 break;
             }
         }
@@ -167,23 +226,31 @@ impl Meta for Reptile {
 
     /// Fine-tuning from the meta-learnt initialisation.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let seed = self.seeds.next();
+        let (seed, start) = self.begin_phase();
         let budget = ctx.budget_env_steps;
-        driver::train(&mut ctx, seed, Train::plain(budget)).map(drop)
+        let (seeds, outer_iterations) = (self.seeds, self.outer_iterations);
+        let mut checkpoint = |p: &Position| Ok(state(seeds, outer_iterations, Some((seed, p))));
+        driver::train(&mut ctx, seed, Train { start, checkpoint: Some(&mut checkpoint), ..Train::plain(budget) }).map(drop)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        let mut out = self.seeds.to_bytes().to_vec();
-        out.extend_from_slice(&self.outer_iterations.to_le_bytes());
-        Ok(out)
+        Ok(state(self.seeds, self.outer_iterations, self.continuing.as_ref().map(|(s, p)| (*s, p))))
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        if bytes.len() != 16 {
-            return Err(PluginError::invalid("reptile state is 16 bytes"));
+        if bytes.len() < 16 {
+            return Err(PluginError::invalid("reptile state is at least 16 bytes"));
         }
         self.seeds = SeedStream::from_bytes("reptile", &bytes[..8])?;
-        self.outer_iterations = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+        self.outer_iterations = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+        self.continuing = None;
+        if bytes.len() > 16 {
+            let mut r = Reader::new(&bytes[16..], PHASE_MAGIC, "reptile")?;
+            let seed = r.u64()?;
+            let position = Position::read(&mut r)?;
+            r.finish()?;
+            self.continuing = Some((seed, position));
+        }
         Ok(())
     }
 }
@@ -215,7 +282,7 @@ impl PluginFactory for ReptilePlugin {
         if !in_range(cfg.epsilon) || !cfg.epsilon_end.is_none_or(in_range) {
             return Err(PluginError::invalid("reptile config: epsilon and epsilon_end must be within [0, 1]"));
         }
-        Ok(Box::new(Reptile { cfg, seeds: SeedStream::new(req.seed ^ 0x5245_5054), outer_iterations: 0 }))
+        Ok(Box::new(Reptile { cfg, seeds: SeedStream::new(req.seed ^ 0x5245_5054), outer_iterations: 0, continuing: None }))
     }
 }
 
