@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Executor::Local)]
     pub executor: Executor,
     /// Minutes between a unit's mid-phase checkpoints, where its meta plugin takes them
-    /// (mt, reptile, and the scratch baseline): an interrupted or crashed unit continues from
+    /// (mt, reptile, rl2, and the scratch baseline): an interrupted or crashed unit continues from
     /// its last one. Stopping (Ctrl-C, SIGTERM, Slurm's warning) always takes one.
     #[arg(long, value_name = "MINUTES", default_value_t = 30.0, value_parser = minutes)]
     pub checkpoint_every: f64,

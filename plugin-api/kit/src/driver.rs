@@ -542,6 +542,31 @@ impl Position {
         let seen = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
         Ok(Position { env_steps, recorded, updates, seen })
     }
+
+    /// A meta-method's state: its fixed part `state`, then, in a mid-phase checkpoint,
+    /// `magic`, the phase's seed and the position ([`Position::read_phase`] reads them back).
+    pub fn phase_state(state: Vec<u8>, magic: &[u8], phase: Option<(u64, &Position)>) -> Vec<u8> {
+        let mut w = crate::bytes::Writer(state);
+        if let Some((seed, position)) = phase {
+            w.bytes(magic);
+            w.u64(seed);
+            position.write(&mut w);
+        }
+        w.0
+    }
+
+    /// Reads what [`Position::phase_state`] appended, from the rest of a state after its
+    /// fixed part: `None` when `rest` is empty (a state saved between phases).
+    pub fn read_phase(rest: &[u8], magic: &[u8], owner: &'static str) -> Result<Option<(u64, Position)>, PluginError> {
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let mut r = crate::bytes::Reader::new(rest, magic, owner)?;
+        let seed = r.u64()?;
+        let position = Position::read(&mut r)?;
+        r.finish()?;
+        Ok(Some((seed, position)))
+    }
 }
 
 /// The context an agent acts with (PEARL's inferred task), kept by the meta-method.
@@ -1024,6 +1049,19 @@ mod tests {
             rewards: obs[..len].to_vec().into(),
             success,
         }
+    }
+
+    #[test]
+    fn a_phase_state_round_trips_and_refuses_a_foreign_tail() {
+        let p = Position { env_steps: 4096, recorded: 4000, updates: 7, seen: vec![3, 1, 2] };
+        let bytes = Position::phase_state(vec![9; 8], b"test-phase", Some((42, &p)));
+        assert_eq!(&bytes[..8], &[9; 8]);
+        assert_eq!(Position::read_phase(&bytes[8..], b"test-phase", "test").unwrap(), Some((42, p.clone())));
+        // Between phases the state is its fixed part alone.
+        assert_eq!(Position::phase_state(vec![9; 8], b"test-phase", None), vec![9; 8]);
+        assert_eq!(Position::read_phase(&[], b"test-phase", "test").unwrap(), None);
+        assert!(Position::read_phase(&bytes[8..], b"other-phase", "test").is_err());
+        assert!(Position::read_phase(&bytes[8..bytes.len() - 1], b"test-phase", "test").is_err());
     }
 
     #[test]

@@ -13,7 +13,6 @@
 use std::cell::Cell;
 
 use metarl_plugin_api::prelude::*;
-use metarl_plugin_kit::bytes::{Reader, Writer};
 use metarl_plugin_kit::driver::{self, Position, Train};
 use metarl_plugin_kit::parse_config;
 use metarl_plugin_kit::seeds::SeedStream;
@@ -73,13 +72,7 @@ fn plan(cfg: &Config, seeds: &mut SeedStream, info: &AlgoInfo, recorded: &[u64])
 /// The state bytes: the seed stream, then, in a mid-phase checkpoint, the phase's seed and
 /// the loop's position.
 fn state(seeds: SeedStream, phase: Option<(u64, &Position)>) -> Vec<u8> {
-    let mut w = Writer(seeds.to_bytes().to_vec());
-    if let Some((seed, position)) = phase {
-        w.bytes(PHASE_MAGIC);
-        w.u64(seed);
-        position.write(&mut w);
-    }
-    w.0
+    Position::phase_state(seeds.to_bytes().to_vec(), PHASE_MAGIC, phase)
 }
 
 impl Mt {
@@ -140,14 +133,7 @@ impl Meta for Mt {
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
         let (seeds, rest) = bytes.split_at(bytes.len().min(8));
         self.seeds = SeedStream::from_bytes("mt", seeds)?;
-        self.continuing = None;
-        if !rest.is_empty() {
-            let mut r = Reader::new(rest, PHASE_MAGIC, "mt")?;
-            let seed = r.u64()?;
-            let position = Position::read(&mut r)?;
-            r.finish()?;
-            self.continuing = Some((seed, position));
-        }
+        self.continuing = Position::read_phase(rest, PHASE_MAGIC, "mt")?;
         Ok(())
     }
 }

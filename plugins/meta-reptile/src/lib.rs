@@ -24,7 +24,6 @@
 use std::cell::Cell;
 
 use metarl_plugin_api::prelude::*;
-use metarl_plugin_kit::bytes::{Reader, Writer};
 use metarl_plugin_kit::driver::{self, Position, Train};
 use metarl_plugin_kit::parse_config;
 use metarl_plugin_kit::seeds::SeedStream;
@@ -81,14 +80,9 @@ struct Reptile {
 /// The state bytes: seed stream and outer iterations, then, in a mid-phase checkpoint, the
 /// phase's seed and position.
 fn state(seeds: SeedStream, outer_iterations: u64, phase: Option<(u64, &Position)>) -> Vec<u8> {
-    let mut w = Writer(seeds.to_bytes().to_vec());
-    w.u64(outer_iterations);
-    if let Some((seed, position)) = phase {
-        w.bytes(PHASE_MAGIC);
-        w.u64(seed);
-        position.write(&mut w);
-    }
-    w.0
+    let mut fixed = seeds.to_bytes().to_vec();
+    fixed.extend_from_slice(&outer_iterations.to_le_bytes());
+    Position::phase_state(fixed, PHASE_MAGIC, phase)
 }
 
 impl Reptile {
@@ -243,14 +237,7 @@ impl Meta for Reptile {
         }
         self.seeds = SeedStream::from_bytes("reptile", &bytes[..8])?;
         self.outer_iterations = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
-        self.continuing = None;
-        if bytes.len() > 16 {
-            let mut r = Reader::new(&bytes[16..], PHASE_MAGIC, "reptile")?;
-            let seed = r.u64()?;
-            let position = Position::read(&mut r)?;
-            r.finish()?;
-            self.continuing = Some((seed, position));
-        }
+        self.continuing = Position::read_phase(&bytes[16..], PHASE_MAGIC, "reptile")?;
         Ok(())
     }
 }

@@ -10,9 +10,12 @@
 //!
 //! Requires an on-policy algo with a recurrent core fed RL² inputs, and an env that can repeat
 //! a task for several trials.
+//!
+//! Both phases take mid-phase checkpoints when the host asks (plugin-api 0.2.4). A continued
+//! phase starts new RL² episodes, so an adaptation continued that way starts its memory over.
 
 use metarl_plugin_api::prelude::*;
-use metarl_plugin_kit::driver::{self, MemoryReset, Train};
+use metarl_plugin_kit::driver::{self, MemoryReset, Position, Train};
 use metarl_plugin_kit::parse_config;
 use metarl_plugin_kit::seeds::SeedStream;
 use serde::Deserialize;
@@ -39,6 +42,33 @@ impl Default for Config {
 struct Rl2 {
     cfg: Config,
     seeds: SeedStream,
+    /// The phase a mid-phase checkpoint left: its seed and where its loop stood.
+    continuing: Option<(u64, Position)>,
+}
+
+/// Marks the part of the state that a mid-phase checkpoint adds.
+const PHASE_MAGIC: &[u8] = b"rl2-phase-1";
+
+/// The state bytes: the seed stream, then, in a mid-phase checkpoint, the phase's seed and
+/// position.
+fn state(seeds: SeedStream, phase: Option<(u64, &Position)>) -> Vec<u8> {
+    Position::phase_state(seeds.to_bytes().to_vec(), PHASE_MAGIC, phase)
+}
+
+impl Rl2 {
+    /// Trains (or, with `learn` false, only plays) RL² episodes of `trials` trials, continuing a
+    /// checkpointed phase and taking checkpoints as the host asks.
+    fn phase(&mut self, ctx: &mut MetaContext<'_>, trials: u32, learn: bool) -> Result<(), PluginError> {
+        let (seed, start) = match self.continuing.take() {
+            Some((seed, position)) => (seed, Some(position)),
+            None => (self.seeds.next(), None),
+        };
+        let seeds = self.seeds;
+        let mut checkpoint = |p: &Position| Ok(state(seeds, Some((seed, p))));
+        // Memory survives episode ends and is cleared only when a new task starts.
+        let t = Train { trials, memory: MemoryReset::Task, learn, start, checkpoint: Some(&mut checkpoint), ..Train::plain(ctx.budget_env_steps) };
+        driver::train(ctx, seed, t).map(drop)
+    }
 }
 
 impl Meta for Rl2 {
@@ -47,27 +77,23 @@ impl Meta for Rl2 {
     }
 
     fn pretrain(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        // Memory survives episode ends and is cleared only when a new task starts.
-        let budget = ctx.budget_env_steps;
-        let t = Train { trials: self.cfg.trials, memory: MemoryReset::Task, ..Train::plain(budget) };
-        driver::train(&mut ctx, self.seeds.next(), t).map(drop)
+        self.phase(&mut ctx, self.cfg.trials, true)
     }
 
     /// No gradient step: the agent plays trials on the held-out task and adapts in memory.
     /// Evaluation episodes start from the memory it has at that point.
     fn adapt(&mut self, mut ctx: MetaContext<'_>) -> Result<(), PluginError> {
-        let trials = self.cfg.adapt_trials.unwrap_or(self.cfg.trials);
-        let budget = ctx.budget_env_steps;
-        let t = Train { trials, memory: MemoryReset::Task, learn: false, ..Train::plain(budget) };
-        driver::train(&mut ctx, self.seeds.next(), t).map(drop)
+        self.phase(&mut ctx, self.cfg.adapt_trials.unwrap_or(self.cfg.trials), false)
     }
 
     fn save(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(self.seeds.to_bytes().to_vec())
+        Ok(state(self.seeds, self.continuing.as_ref().map(|(s, p)| (*s, p))))
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        self.seeds = SeedStream::from_bytes("rl2", bytes)?;
+        let (seeds, rest) = bytes.split_at(bytes.len().min(8));
+        self.seeds = SeedStream::from_bytes("rl2", seeds)?;
+        self.continuing = Position::read_phase(rest, PHASE_MAGIC, "rl2")?;
         Ok(())
     }
 }
@@ -95,7 +121,7 @@ impl PluginFactory for Rl2Plugin {
         if cfg.trials == 0 || cfg.adapt_trials == Some(0) {
             return Err(PluginError::invalid("rl2 config: trials and adapt_trials must be at least 1"));
         }
-        Ok(Box::new(Rl2 { cfg, seeds: SeedStream::new(req.seed ^ 0x524c_32) }))
+        Ok(Box::new(Rl2 { cfg, seeds: SeedStream::new(req.seed ^ 0x524c_32), continuing: None }))
     }
 }
 
