@@ -549,7 +549,7 @@ mod tests {
             c
         };
         let finished = |t: &Task| marks.join(format!("{}.done", t.id)).exists();
-        let summary = p.run(tasks, &command, &finished).unwrap();
+        let summary = p.run(tasks, &command, &finished, &|_| false).unwrap();
         let logs = tasks
             .iter()
             .filter_map(|t| std::fs::read_to_string(dir.path().join("logs").join(format!("{}.log", t.id))).ok().map(|s| (t.id.clone(), s)))
@@ -599,7 +599,7 @@ mod tests {
             c
         };
         let finished = |t: &Task| marks.join(format!("{}.done", t.id)).exists();
-        let summary = p.run(&tasks, &command, &finished).unwrap();
+        let summary = p.run(&tasks, &command, &finished, &|_| false).unwrap();
         assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);
         assert_eq!(summary.failed[0].unit, "unit b");
         assert!(summary.failed[0].cause.contains("left no results"));
