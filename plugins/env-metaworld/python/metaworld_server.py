@@ -9,11 +9,12 @@
 # reflections and the skybox off.
 #
 # Two action modes: Meta-World's own (4 floats: hand delta and grip effort, one physics step
-# each), and keyframes (a target hand position and a gripper command: a P-controller drives
-# the hand there over up to `keyframe_steps` physics steps, C2F-ARM's analogue of RLBench's
-# EndEffectorPoseViaPlanning).
+# each), and keyframes (a target hand position and a gripper command: a PD controller drives
+# the hand there, then the gripper acts, over up to `keyframe_steps` physics steps, C2F-ARM's
+# analogue of RLBench's MoveArmThenGripper(EndEffectorPoseViaPlanning(), Discrete())).
 
 import os
+import sys
 
 import metaworld
 import mujoco
@@ -22,15 +23,53 @@ from metaworld import policies
 
 OFF_FLAGS = (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX)
 VARIATION_SEED = 0  # Meta-World's goal variations: ML1(task, seed=0).train_tasks
-# The keyframe controller's gain: full speed (1 cm a step) down to 2 cm from the target, then
-# half the remaining distance a step. The experts' own gain of 10 leaves a hand centimetres
-# short after 30 steps (the mocap weld lags), which fails reach's replays at its 5 cm radius.
+# The keyframe controller: a PD controller on the hand, in Meta-World's action units (1 = 1 cm
+# of mocap motion a step), clipped to [-1, 1]: gain 50 a metre of error, damping 100 a metre a
+# step of hand velocity. Without the damping, gain 50 (which the mocap weld's lag needs: the
+# experts' gain of 10 leaves the hand centimetres short after 30 steps) circles its target
+# 1-2 cm wide for good; with it, a 20 cm move settles within 2 mm in about 30-40 steps.
 KEYFRAME_GAIN = 50.0
+KEYFRAME_DAMPING = 100.0
+# A keyframe's arm move ends with the hand this close to its target (a reach succeeds at 5 cm
+# from the goal, and an expert's last state often sits just inside that).
+KEYFRAME_TOLERANCE = 2e-3
+# Physics steps of a keyframe kept for its gripper change (the fingers take about 15).
+KEYFRAME_GRIP_STEPS = 20
+# Keyframe demos: the expert plays on up to this many steps past its first success (while the
+# task stays solved), and its last keyframe is where it then is. Its first solved state often
+# lies on the edge of the success region (a peg barely in, a hand 4.9 cm from the goal), which
+# a replay a few millimetres off misses.
+KEYFRAME_PAST_SUCCESS = 5
 
 
-def move(hand, target, p=10.0):
-    """The experts' P-controller: hand delta towards `target`, one unit = 1 cm, clipped."""
-    return np.clip((np.asarray(target) - hand) * p, -1.0, 1.0)
+class Phases:
+    """Records an expert's phase in one `get_action` (inside a `with` block): `path`, the line
+    numbers of its own module that it runs, outside its observation parsing and its grip
+    (`_grab_effort`), i.e. the branch of its scripted plan it is in. All of Meta-World's
+    policies are such branch lists (waypoint above the object, down to it, to the goal, ...)."""
+
+    SKIP = ("_parse_obs", "_grab_effort")
+
+    def __init__(self, expert):
+        self.file = sys.modules[type(expert).__module__].__file__
+        self.path = []
+
+    def __enter__(self):
+        def local(frame, event, _):
+            if event == "line":
+                self.path.append(frame.f_lineno)
+            return local
+
+        def calls(frame, event, _):
+            code = frame.f_code
+            return local if code.co_filename == self.file and code.co_name not in self.SKIP else None
+
+        self.tracer = sys.gettrace()
+        sys.settrace(calls)
+        return self
+
+    def __exit__(self, *_):
+        sys.settrace(self.tracer)
 
 
 def policy_for(task):
@@ -95,6 +134,7 @@ class Copy:
     def __init__(self, server, index):
         self.server, self.index = server, index
         self.sim, self.task, self.t, self.ret = None, None, 0, 0.0
+        self.grab = -1.0  # keyframe mode: the gripper command in force (Meta-World starts open)
         self.rng = None
         self.obs = None
 
@@ -104,7 +144,7 @@ class Copy:
         self.sim = s.sim(self.task)
         self.sim.set_variation(int(self.rng.integers(len(self.sim.variations))))
         self.obs, _ = self.sim.env.reset(seed=int(self.rng.integers(2**31)))
-        self.t, self.ret = 0, 0.0
+        self.t, self.ret, self.grab = 0, 0.0, -1.0
 
 
 class Server:
@@ -189,50 +229,89 @@ class Server:
         raise ValueError(f"unknown operation '{op}'")
 
     def to_keyframe(self, sim, copy, target, close):
-        """One keyframe action: physics steps towards `target` with the gripper closed (or
-        open) until the hand is within 5 mm and the fingers have stopped moving, or after
-        `keyframe_steps`. Returns the last dense reward and whether the task was solved."""
+        """One keyframe action, as RLBench's MoveArmThenGripper: first the arm, then the gripper.
+        The arm: the P-controller drives the hand towards `target` with the gripper as it was,
+        until the hand is within 2 mm of it, or has not moved for 3 steps (blocked). The
+        controller's set point (Meta-World's mocap) starts at the hand: the lead it built up
+        pushing against something in the previous keyframe does not carry over. Then, if the
+        command changes it, the gripper, with the hand held at `target`, until the fingers
+        have stopped moving. At most `keyframe_steps` physics steps in all, of which up to
+        KEYFRAME_GRIP_STEPS are kept for a gripper change. Returns the last dense reward and
+        whether the task was solved."""
         grab = 1.0 if close else -1.0
-        dense, won, last_grip = 0.0, False, None
-        for k in range(self.cfg["keyframe_steps"]):
-            hand = copy.obs[:3]
-            action = np.append(move(hand, target, KEYFRAME_GAIN), grab).astype(np.float32)
+        steps = self.cfg["keyframe_steps"]
+        grip_steps = min(KEYFRAME_GRIP_STEPS, steps - 1) if grab != copy.grab else 0
+        stop = self.cfg["terminate_on_success"]
+        dense, won, k = 0.0, False, 0
+        target = np.asarray(target, dtype=np.float64)
+        last = copy.obs[:3].copy()
+
+        def step(g):
+            nonlocal dense, won, k, last
+            hand = copy.obs[:3].copy()
+            delta = (target - hand) * KEYFRAME_GAIN - (hand - last) * KEYFRAME_DAMPING
+            last = hand
+            action = np.append(np.clip(delta, -1.0, 1.0), g).astype(np.float32)
             copy.obs, dense, _, _, info = sim.env.step(action)
             won = won or bool(info["success"])
-            if won and self.cfg["terminate_on_success"]:
+            k += 1
+
+        # 1. The arm.
+        sim.env.data.mocap_pos[0] = copy.obs[:3]
+        last, still = copy.obs[:3].copy(), 0
+        while k < steps - grip_steps and not (won and stop):
+            step(copy.grab)
+            speed = np.linalg.norm(copy.obs[:3] - last)
+            if np.linalg.norm(copy.obs[:3] - target) < KEYFRAME_TOLERANCE and speed < 1e-3:
                 break
-            grip = copy.obs[3]
-            settled = last_grip is not None and abs(grip - last_grip) < 2e-3
-            if k >= 2 and settled and np.linalg.norm(copy.obs[:3] - target) < 5e-3:
+            still = still + 1 if speed < 5e-4 else 0
+            if still >= 3:
                 break
-            last_grip = grip
+        # 2. The gripper.
+        copy.grab, settled = grab, 0
+        if grip_steps:
+            while k < steps and not (won and stop):
+                opening = copy.obs[3]
+                step(grab)
+                settled = settled + 1 if abs(copy.obs[3] - opening) < 2e-3 else 0
+                if settled >= 2:
+                    break
         return float(dense), won
 
     @staticmethod
-    def keyframes(expert, states, grabs):
-        """Keyframes of an expert episode: where its waypoint switches (its desired position
-        jumps by more than 2 cm), where its fingers settle after a grasp or release, and the
-        last step; each as (hand position, gripper closed)."""
-        desired = getattr(expert, "_desired_pos", None)
-        marks, prev_goal, pending = [], None, None
+    def keyframes(states, grabs, phases, persist=3):
+        """Keyframes of an expert episode, each as (hand position, gripper closed):
+        - its waypoint switches: the states where its phase (`Phases`) changes to one it then
+          keeps for `persist` steps (a flicker between two branches is not a switch); the
+          gripper there is the command in force, which the keyframe controller applies once
+          the hand has arrived (so a grasp the expert began on the way down closes at the
+          bottom, not in the air);
+        - its grasp and release settles: after its gripper command changes, the first state
+          where the fingers stop closing (or opening) by 2e-3 a step;
+        - its last state.
+        states[t] is the state after the commands grabs[:t]; phases[t] is the phase the
+        expert was in when it acted on states[t]. Keyframes within 1 cm of the next one with
+        the same gripper are merged into it."""
+        marks, pending, phase = {}, False, phases[0] if phases else None
         for t in range(1, len(states)):
-            if desired is not None:
-                goal = np.asarray(desired(expert._parse_obs(states[t])))
-                if prev_goal is not None and np.linalg.norm(goal - prev_goal) > 0.02:
-                    marks.append(t)
-                prev_goal = goal
-            # grabs[t - 1] is the command that led to state t; the gripper starts open.
-            before = grabs[t - 2] if t >= 2 else False
+            before = grabs[t - 2] if t >= 2 else False  # the gripper starts open
             if grabs[t - 1] != before:
-                pending = t
-            elif pending is not None and abs(states[t][3] - states[t - 1][3]) < 2e-3:
-                marks.append(t)
-                pending = None
-        marks.append(len(states) - 1)
+                pending = True
+            elif pending:
+                # Closing, the opening shrinks; opening, it grows. Settled: it stops doing so.
+                moving = (states[t - 1][3] - states[t][3]) if grabs[t - 1] else (states[t][3] - states[t - 1][3])
+                if moving < 2e-3:
+                    pending, marks[t] = False, bool(grabs[t - 1])
+            if t < len(phases) and phases[t] != phase and all(p == phases[t] for p in phases[t : t + persist]):
+                phase = phases[t]
+                marks.setdefault(t, bool(grabs[t - 1]))
+        last = len(states) - 1
+        marks[last] = bool(grabs[last - 1])
         out = []
-        for t in sorted(set(marks)):
-            k = (np.array(states[t][:3], dtype=np.float64), bool(grabs[t - 1]))
+        for t in sorted(marks):
+            k = (np.array(states[t][:3], dtype=np.float64), marks[t])
             if out and np.linalg.norm(out[-1][0] - k[0]) < 0.01 and out[-1][1] == k[1]:
+                out[-1] = k
                 continue
             out.append(k)
         return out
@@ -284,28 +363,36 @@ def _keyframe_demos(self, task, episodes, seed):
     lengths, dropped, replay_failed, arrays = [], 0, 0, []
     for _ in range(episodes):
         variation, reset_seed = int(rng.integers(len(sim.variations))), int(rng.integers(2**31))
-        # 1. The expert, natively and without rendering.
+        # 1. The expert, natively and without rendering, up to KEYFRAME_PAST_SUCCESS steps past
+        # its first success while the task stays solved (to where it last was).
         sim.set_variation(variation)
         obs, _ = sim.env.reset(seed=reset_seed)
-        states, grabs, won = [obs], [], False
-        while len(grabs) < 500 and not won:
+        states, grabs, phases, solved, first = [obs], [], [], 0, None
+        while len(grabs) < 500 and (first is None or len(grabs) < first + KEYFRAME_PAST_SUCCESS):
             seen = np.array(obs, copy=True)
             seen[-3:] = sim.env._get_pos_goal()
-            a = np.clip(expert.get_action(seen), -1, 1).astype(np.float32)
+            with Phases(expert) as rec:
+                a = np.clip(expert.get_action(seen), -1, 1).astype(np.float32)
+            phases.append(tuple(rec.path))
             obs, _, _, _, info = sim.env.step(a)
             states.append(obs)
             grabs.append(a[3] > 0)
-            won = bool(info["success"])
-        if not won:
+            if info["success"]:
+                solved = len(grabs)
+                first = solved if first is None else first
+            elif first is not None:
+                break
+        if first is None:
             dropped += 1
             continue
-        keys = Server.keyframes(expert, states, grabs)[: self.cfg["max_steps"]]
+        states, grabs, phases = states[: solved + 1], grabs[:solved], phases[:solved]
+        keys = Server.keyframes(states, grabs, phases)[: self.cfg["max_steps"]]
         # 2. Its keyframes, replayed from the same start with the keyframe controller.
         sim.set_variation(variation)
         copy = Copy(self, 0)
         copy.task, copy.sim = task, sim
         copy.obs, _ = sim.env.reset(seed=reset_seed)
-        copy.t, won = 0, False
+        copy.t, copy.grab, won = 0, -1.0, False
         seen_obs, actions, rewards = [self.parts(copy)], [], []
         for target, close in keys:
             dense, won = self.to_keyframe(sim, copy, target, close)

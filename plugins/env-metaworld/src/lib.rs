@@ -23,13 +23,16 @@
 //! **Actions** (`action_mode`):
 //! - `native`: Meta-World's own, `delta`, 4 floats in [−1, 1]: Δxyz of the hand (1 cm per unit)
 //!   and the grip effort; one physics step each; episodes of up to 500 steps;
-//! - `keyframe`: C2F-ARM's analogue of RLBench's `EndEffectorPoseViaPlanning`: `target`, a
-//!   hand position within Meta-World's reach ([−0.5, 0.4, 0.05] to [0.5, 1.0, 0.5]), and
-//!   `gripper` (0 open, 1 closed). The server's P-controller (gain 50: full speed, 1 cm a step,
-//!   down to 2 cm away, then half the distance a step) drives the hand there over up to
-//!   `keyframe_steps` physics steps (50), stopping once within 5 mm with the fingers still;
-//!   episodes of `max_steps` such macro-steps (10 by default). The
-//!   hand's orientation is fixed in Meta-World, so a keyframe has no rotation.
+//! - `keyframe`: C2F-ARM's analogue of RLBench's `MoveArmThenGripper(EndEffectorPoseViaPlanning(),
+//!   Discrete())`: `target`, a hand position within Meta-World's reach ([−0.5, 0.4, 0.05] to
+//!   [0.5, 1.0, 0.5]), and `gripper` (0 open, 1 closed). First the arm: the server's PD
+//!   controller (gain 50, damping 100, at most 1 cm a step; its set point, Meta-World's mocap,
+//!   starting at the hand) drives the hand there with the gripper as it was, until within
+//!   2 mm and slower than 1 mm a step, or blocked (still for 3 steps). Then, if
+//!   the command changes it, the gripper, with the hand held, until the fingers stop (up to 20
+//!   steps kept for it). At most `keyframe_steps` physics steps (50) in all; episodes of
+//!   `max_steps` such macro-steps (10 by default). The hand's orientation is fixed in
+//!   Meta-World, so a keyframe has no rotation.
 //!
 //! **Rewards**: sparse success (1 on every step the task is solved, the study's setting) or
 //! Meta-World's dense reward (`reward = "dense"`). An episode ends when the task is solved
@@ -39,9 +42,11 @@
 //! **Demonstrations** come from Meta-World's scripted experts (`metaworld.policies`): an expert
 //! episode that does not solve the task within `max_steps` is dropped and counted in the log,
 //! not returned. In keyframe mode the expert plays natively (without rendering), its keyframes
-//! are taken where its waypoint switches (its desired position jumps by more than 2 cm), where
-//! its fingers settle after a grasp or release, and at its last step, and the demo is their
-//! replay with the keyframe controller from the same start; a replay that fails is dropped.
+//! are taken at its waypoint switches (where the branch of its scripted plan it runs changes,
+//! and the new branch lasts 3 steps), where its fingers settle after a grasp or release, and at
+//! its last state (it plays on up to 5 steps past its first success while the task stays
+//! solved), each with the gripper command in force there, and the demo is their replay with
+//! the keyframe controller from the same start; a replay that fails is dropped.
 
 pub mod tasks;
 

@@ -195,7 +195,7 @@ fn a_keyframe_takes_the_hand_to_its_target_and_keyframe_demos_replay() {
     e.step(&[ArrayRef::new(&target[..]), ArrayRef::new(&[0i32][..])]).unwrap();
     let hand = &f32s(&e.obs, 3)[..3];
     let miss = hand.iter().zip(target).map(|(h, t)| (h - t).powi(2)).sum::<f32>().sqrt();
-    assert!(miss < 0.01, "the hand stopped {miss} m from its target");
+    assert!(miss < 0.005, "the hand stopped {miss} m from its target");
     assert!((f32s(&e.obs, 3)[4] - 0.1).abs() < 1e-6, "time is one keyframe of 10");
     // window-close's expert keyframes replay (10 of 10 in keyframe_replay_rate).
     let demos = e.demos(task("window-close"), 2, 0).unwrap();
@@ -207,9 +207,10 @@ fn a_keyframe_takes_the_hand_to_its_target_and_keyframe_demos_replay() {
 }
 
 /// The keyframe demos' replay rate over ML10's training tasks plus six more (16 tasks, 10
-/// episodes each). FACTS measured 127 of 158 expert successes re-succeeding with its keyframe
-/// rule and controller; this plugin's re-succeed far less often on tasks that push objects
-/// (see the README). About a minute:
+/// episodes each). FACTS measured 127 of 158 expert successes re-succeeding with keyframes at
+/// the experts' waypoint switches plus grasp settles; this plugin's rule and controller keep
+/// 143 of 160 here (the experts themselves solve 155; see the README), where the plugin's
+/// first rule kept 64. About a minute and a half:
 /// `cargo test --release -p metarl-env-metaworld -- --ignored keyframe_replay`.
 #[test]
 #[ignore]
@@ -218,14 +219,22 @@ fn keyframe_replay_rate() {
         "reach", "push", "pick-place", "door-open", "drawer-close", "button-press-topdown", "peg-insert-side", "window-open",
         "sweep", "basketball", "drawer-open", "door-close", "shelf-place", "sweep-into", "lever-pull", "window-close",
     ];
-    let (mut kept, mut total) = (0, 0);
+    let (mut kept, mut total, mut weakest) = (0, 0, (usize::MAX, ""));
     for name in names {
         let mut e = env(vec![task(name)], 1, "cameras = []\naction_mode = \"keyframe\"");
         let demos = e.demos(task(name), 10, 0).unwrap();
         eprintln!("{name}: {} of 10 keyframe demos kept, {:?} keyframes", demos.len(), demos.iter().map(|d| d.rewards.len()).collect::<Vec<_>>());
+        for d in &demos {
+            assert!(d.success && *d.rewards.last().unwrap() == 1.0 && d.rewards.len() <= 10);
+        }
         kept += demos.len();
         total += 10;
+        weakest = weakest.min((demos.len(), name));
     }
-    eprintln!("keyframe demos kept: {kept} of {total}");
-    assert!(kept * 10 >= total * 3, "{kept} of {total}");
+    eprintln!("keyframe demos kept: {kept} of {total}; fewest: {} of 10 ({})", weakest.0, weakest.1);
+    // Measured 143 of 160, every task at least 2 of 10 (shelf-place); the bounds leave room for
+    // MuJoCo's floating point on other CPUs, not for a rule that loses whole tasks again (the
+    // first rule here kept 64, and none of five tasks).
+    assert!(kept >= 130, "{kept} of {total} keyframe demos kept");
+    assert!(weakest.0 >= 1, "no keyframe demo of {} kept", weakest.1);
 }
