@@ -62,6 +62,19 @@ impl SeedStream {
         (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// `k` distinct items drawn uniformly from `items` (a partial Fisher-Yates shuffle), in
+    /// the order drawn; all of them, shuffled, when `k` is at least their number.
+    pub fn distinct<T: Clone>(&mut self, items: &[T], k: usize) -> Vec<T> {
+        let mut pool = items.to_vec();
+        let k = k.min(pool.len());
+        for i in 0..k {
+            let j = i + self.below(pool.len() - i);
+            pool.swap(i, j);
+        }
+        pool.truncate(k);
+        pool
+    }
+
     /// The state, for a checkpoint.
     pub fn to_bytes(self) -> [u8; 8] {
         self.0.to_le_bytes()

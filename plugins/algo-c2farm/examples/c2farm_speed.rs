@@ -3,7 +3,7 @@
 //! online and target nets) for a batch, at a given network size.
 //!
 //! ```text
-//! c2farm_speed [paper|cpu-small] [batch=8] [steps=3] [threads=1] [points=16384] [device=cpu]
+//! c2farm_speed [paper|cpu-small] [batch=8] [steps=3] [threads=1] [points=16384] [device=cpu] [grid=16]
 //! ```
 //! Prints one line per measurement; times are the median over `steps` after one warm-up.
 
@@ -17,7 +17,6 @@ use metarl_algo_c2farm::voxel::voxelise;
 use tch::{Device, Kind, Tensor};
 
 const SCENE: [f64; 6] = [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6];
-const GRID: i64 = 16;
 const PROPRIO: i64 = 11;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -51,6 +50,7 @@ fn main() -> Result<(), String> {
     let num = |i: usize, d: &str| arg(i, d).parse::<i64>().map_err(|e| format!("argument {}: {e}", i + 1));
     let (batch, steps, threads, points) = (num(1, "8")?, num(2, "3")? as usize, num(3, "1")?, num(4, "16384")?);
     let device = metarl_tch_common::parse_device(&arg(5, "cpu"))?;
+    let grid = num(6, "16")?;
     tch::set_num_threads(threads as i32);
     tch::manual_seed(0);
     let opts = (Kind::Float, device);
@@ -58,7 +58,7 @@ fn main() -> Result<(), String> {
     let cfg = LearnConfig::default();
     let mut levels: Vec<Level> = (0..2)
         .map(|l| {
-            let shape = Shape { grid: GRID, proprio: PROPRIO, context: 0, rot_grip: l == 1 };
+            let shape = Shape { grid, proprio: PROPRIO, context: 0, rot_grip: l == 1 };
             let net = |seed| QNet::new(shape, size, seed, device);
             Ok(Level::new(net(l as u64)?, net(10 + l as u64)?, &cfg))
         })
@@ -77,12 +77,12 @@ fn main() -> Result<(), String> {
     let (pts, rgb, proprio) = (cloud(1), colours(1), Tensor::rand([1, PROPRIO], opts));
     let act = time(steps, device, || {
         tch::no_grad(|| {
-            let v0 = voxelise(&pts, &rgb, &scene_bounds(1), GRID);
+            let v0 = voxelise(&pts, &rgb, &scene_bounds(1), grid);
             let idx = argmax_voxel(&levels[0].online.forward(&v0, &proprio, None).trans);
             let i: Vec<i64> = Vec::try_from(idx.view([-1]).to_device(Device::Cpu)).unwrap_or_default();
-            let c = voxel_centre(&SCENE, GRID, [i[0], i[1], i[2]]);
+            let c = voxel_centre(&SCENE, grid, [i[0], i[1], i[2]]);
             let b1 = Tensor::from_slice(&crop_bounds(c, 0.15)).to_kind(Kind::Float).to_device(device).view([1, 6]);
-            let v1 = voxelise(&pts, &rgb, &b1, GRID);
+            let v1 = voxelise(&pts, &rgb, &b1, grid);
             let out = levels[1].online.forward(&v1, &proprio, None);
             let _ = out.rot_grip.map(|q| q.argmax(1, false).int64_value(&[0]));
         })
@@ -92,22 +92,23 @@ fn main() -> Result<(), String> {
     // Voxelisation alone, for a batch of observations and next observations.
     let (bp, bc) = (cloud(batch), colours(batch));
     let vox = time(steps, device, || {
-        let _ = voxelise(&bp, &bc, &scene_bounds(batch), GRID);
+        let _ = voxelise(&bp, &bc, &scene_bounds(batch), grid);
     });
     println!("voxelise, batch {batch}: {:.1} ms", vox * 1e3);
 
     // Learning: one step on a batch of pre-voxelised grids (the replay stores clouds; the
     // update voxelises 2 levels x (s, s'), timed above).
-    let grids = || voxelise(&cloud(batch), &colours(batch), &scene_bounds(batch), GRID);
+    let grids = || voxelise(&cloud(batch), &colours(batch), &scene_bounds(batch), grid);
     let int = |high: i64, n: i64| Tensor::randint(high, [batch, n], (Kind::Int64, device));
     let b = Batch {
-        levels: (0..2).map(|_| LevelBatch { voxels: grids(), next_voxels: grids(), action: int(GRID, 3) }).collect(),
+        levels: (0..2).map(|_| LevelBatch { voxels: grids(), next_voxels: grids(), action: int(grid, 3) }).collect(),
         proprio: Tensor::rand([batch, PROPRIO], opts),
         next_proprio: Tensor::rand([batch, PROPRIO], opts),
         rot_grip: Tensor::cat(&[int(BINS, 3), int(2, 1)], 1),
         rewards: Tensor::rand([batch], opts).ge(0.5).to_kind(Kind::Float),
         discounts: Tensor::full([batch], 0.99, opts),
         weights: Tensor::ones([batch], opts),
+        context: None,
     };
     let fwd = time(steps, device, || {
         tch::no_grad(|| {

@@ -25,6 +25,10 @@
 //! level and head into one target shared by all levels (the reading "mean of the next state's
 //! chosen Q-values" can also have); `PerLevel`, the default, is what ARM's code does.
 //!
+//! With context rows z (PEARL), level 0's online and target nets take z as an input in s and
+//! s' alike; where z requires grad, L is differentiable in it, through the target too (its
+//! parameters and argmax held fixed), so dL/dz is the derivative of the reported loss.
+//!
 //! Rewards enter as given (ARM scales its RLBench reward of 100 by 0.01 and zeroes negative
 //! ones: a sparse success of 1 here). Where the env has no rotation control (Meta-World),
 //! `fixed_rotation` makes the next state's rotation choice the constant bins the agent always
@@ -114,6 +118,10 @@ pub struct Batch {
     pub discounts: Tensor,
     /// `f32 [B]` importance-sampling weights.
     pub weights: Tensor,
+    /// `f32 [B, Z]` context rows (PEARL's z) for level 0, the same for s and s'; `None`
+    /// without context. Where they require grad, the loss is differentiable in them, the
+    /// target included (its argmax held fixed).
+    pub context: Option<Tensor>,
 }
 
 /// A level's online and target networks and their optimiser.
@@ -130,6 +138,10 @@ impl Level {
     /// A level whose target starts as a copy of `online`.
     pub fn new(online: QNet, target: QNet, cfg: &LearnConfig) -> Level {
         let mut target = target;
+        // The target net is never differentiated in its parameters (only, for PEARL, in z).
+        for p in &mut target.params {
+            p.t = p.t.detach().set_requires_grad(false);
+        }
         target.copy_from(&online);
         let adam = Adam::new(&online.params, cfg.lr, cfg.adam_eps);
         Level { online, target, adam }
@@ -181,31 +193,46 @@ pub fn bellman_target(rewards: &Tensor, discounts: &Tensor, chosen_next: &Tensor
     (rewards + discounts * chosen_next.mean_dim(1, false, Kind::Float)).clamp_min(0.0)
 }
 
-/// `[B, H]` target-net values at the online net's greedy choices in s' for one level.
-fn chosen_next_values(level: &Level, voxels: &Tensor, proprio: &Tensor, fixed_rotation: Option<[i64; 3]>) -> Tensor {
-    tch::no_grad(|| {
-        let online = level.online.forward(voxels, proprio, None);
-        let target = level.target.forward(voxels, proprio, None);
-        let trans = at_voxel(&target.trans, &argmax_voxel(&online.trans)).unsqueeze(1);
-        match (online.rot_grip, target.rot_grip) {
-            (Some(on), Some(tg)) => {
-                let mut choice = argmax_rot_grip(&on);
-                if let Some(bins) = fixed_rotation {
+/// `[B, H]` target-net values at the online net's greedy choices in s' for one level (with
+/// context rows `z` at level 0). Without gradient history unless `z` requires grad: then the
+/// values are differentiable in `z` at the fixed choices.
+fn chosen_next_values(level: &Level, voxels: &Tensor, proprio: &Tensor, z: Option<&Tensor>, fixed_rotation: Option<[i64; 3]>) -> Tensor {
+    let (trans_choice, rot_grip_choice) = tch::no_grad(|| {
+        let online = level.online.forward(voxels, proprio, z);
+        let rot_grip = online.rot_grip.map(|on| {
+            let choice = argmax_rot_grip(&on);
+            match fixed_rotation {
+                Some(bins) => {
                     let fixed = Tensor::from_slice(&bins).to_device(choice.device()).unsqueeze(0).expand([choice.size()[0], 3], false);
-                    choice = Tensor::cat(&[fixed, choice.narrow(1, 3, 1)], 1);
+                    Tensor::cat(&[fixed, choice.narrow(1, 3, 1)], 1)
                 }
-                Tensor::cat(&[trans, at_rot_grip(&tg, &choice)], 1)
+                None => choice,
             }
+        });
+        (argmax_voxel(&online.trans), rot_grip)
+    });
+    let values = || {
+        let target = level.target.forward(voxels, proprio, z);
+        let trans = at_voxel(&target.trans, &trans_choice).unsqueeze(1);
+        match (&rot_grip_choice, target.rot_grip) {
+            (Some(choice), Some(tg)) => Tensor::cat(&[trans, at_rot_grip(&tg, choice)], 1),
             _ => trans,
         }
-    })
+    };
+    if z.is_some_and(Tensor::requires_grad) {
+        values()
+    } else {
+        tch::no_grad(values)
+    }
 }
 
 /// The loss `L` of the module docs and each level's per-sample `δ_l` (detached, `[B, levels]`).
 pub fn loss(levels: &[Level], b: &Batch, cfg: &LearnConfig, fixed_rotation: Option<[i64; 3]>) -> (Tensor, Tensor) {
+    // The context enters level 0 only (the author's fork).
+    let z = |level: usize| if level == 0 { b.context.as_ref() } else { None };
     // Next state: each level's chosen values under the target nets.
     let chosen: Vec<Tensor> =
-        levels.iter().zip(&b.levels).map(|(l, lb)| chosen_next_values(l, &lb.next_voxels, &b.next_proprio, fixed_rotation)).collect();
+        levels.iter().zip(&b.levels).enumerate().map(|(i, (l, lb))| chosen_next_values(l, &lb.next_voxels, &b.next_proprio, z(i), fixed_rotation)).collect();
     let targets: Vec<Tensor> = match cfg.target {
         TargetMean::PerLevel => chosen.iter().map(|c| bellman_target(&b.rewards, &b.discounts, c)).collect(),
         TargetMean::AcrossLevels => {
@@ -216,8 +243,8 @@ pub fn loss(levels: &[Level], b: &Batch, cfg: &LearnConfig, fixed_rotation: Opti
 
     let mut total = Tensor::zeros([], (Kind::Float, b.rewards.device()));
     let mut deltas = Vec::with_capacity(levels.len());
-    for ((level, lb), y) in levels.iter().zip(&b.levels).zip(&targets) {
-        let QOut { trans, rot_grip } = level.online.forward(&lb.voxels, &b.proprio, None);
+    for (i, ((level, lb), y)) in levels.iter().zip(&b.levels).zip(&targets).enumerate() {
+        let QOut { trans, rot_grip } = level.online.forward(&lb.voxels, &b.proprio, z(i));
         let mut taken = vec![at_voxel(&trans, &lb.action).unsqueeze(1)];
         let mut reg = trans.abs().flatten(1, -1).mean_dim(1, false, Kind::Float) * cfg.lambda_trans_qreg;
         if let Some(rg) = &rot_grip {
@@ -322,7 +349,7 @@ mod tests {
         tch::set_num_threads(1);
         tch::manual_seed(5);
         let (b, g, n, proprio) = (6, 8, 400, 5);
-        let size = NetSize { kernels: 8, latent: 8, dense: 32 };
+        let size = NetSize { kernels: 8, latent: 8, dense: 32, zero_pad: false };
         let levels = (0..2)
             .map(|l| {
                 let shape = Shape { grid: g, proprio, context: 0, rot_grip: l == 1 };
@@ -341,6 +368,7 @@ mod tests {
             rewards: Tensor::from_slice(&[1f32, 0., 0., 1., 0., 0.]),
             discounts: Tensor::from_slice(&[0f32, 0.99, 0.99, 0., 0.99, 0.99]),
             weights: Tensor::ones([b], cpu()),
+            context: None,
         };
         (levels, batch)
     }

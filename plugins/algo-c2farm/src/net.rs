@@ -22,7 +22,8 @@
 //! the branches; an up block is an inception block, ×2 trilinear upsampling (corners not
 //! aligned) and another inception block. A spatial softmax (temperature 0.01) gives each
 //! channel's expected (d, h, w) position in [-1, 1]³ (ARM's meshgrid orders them (h, d, w),
-//! a fixed permutation of the same features). Initialisation is ARM's: Kaiming-uniform for
+//! a fixed permutation of the same features). `zero_pad` swaps the replicate padding for zeros
+//! (cheaper on a CPU; `cpu-small`). Initialisation is ARM's: Kaiming-uniform for
 //! the LeakyReLU layers, Xavier-uniform for the output layers, zero biases.
 //!
 //! ARM builds a fourth down block for G > 16 whose channel counts do not add up, so only
@@ -57,13 +58,17 @@ pub struct NetSize {
     pub latent: i64,
     /// Width of the rotation/gripper MLP's two hidden layers.
     pub dense: i64,
+    /// Pad the 3×3×3 convolutions with zeros inside the convolution instead of ARM's
+    /// replicate padding (a separate copy of every input): about 40% less time per update on
+    /// a CPU at G = 8, with the same parameters.
+    pub zero_pad: bool,
 }
 
 impl NetSize {
-    /// C2F-ARM's sizes: 64 kernels, 32 latent, 128-128 MLP.
-    pub const PAPER: NetSize = NetSize { kernels: 64, latent: 32, dense: 128 };
-    /// Sized for a 2-core CPU: 16 kernels, 16 latent, 64-64 MLP.
-    pub const CPU_SMALL: NetSize = NetSize { kernels: 16, latent: 16, dense: 64 };
+    /// C2F-ARM's sizes: 64 kernels, 32 latent, 128-128 MLP, replicate padding.
+    pub const PAPER: NetSize = NetSize { kernels: 64, latent: 32, dense: 128, zero_pad: false };
+    /// Sized for a 2-core CPU: 16 kernels, 16 latent, 64-64 MLP, zero padding.
+    pub const CPU_SMALL: NetSize = NetSize { kernels: 16, latent: 16, dense: 64, zero_pad: true };
 }
 
 /// What one level's network is built for.
@@ -264,8 +269,11 @@ impl QNet {
 
     fn conv(&self, x: &Tensor, c: Conv) -> Tensor {
         let pad = c.kernel / 2;
-        let x = if pad > 0 { x.pad([pad; 6], "replicate", None) } else { x.shallow_clone() };
-        let y = x.conv3d(self.p(c.w), Some(self.p(c.b)), [1; 3], [0; 3], [1; 3], 1);
+        let y = if pad > 0 && !self.size.zero_pad {
+            x.pad([pad; 6], "replicate", None).conv3d(self.p(c.w), Some(self.p(c.b)), [1; 3], [0; 3], [1; 3], 1)
+        } else {
+            x.conv3d(self.p(c.w), Some(self.p(c.b)), [1; 3], [pad; 3], [1; 3], 1)
+        };
         if c.act {
             lrelu(y)
         } else {
@@ -382,6 +390,20 @@ impl QNet {
         });
     }
 
+    /// Re-initialises the heads (translation conv, rotation/gripper MLP) as a net built from
+    /// `seed` would have them, keeping everything else.
+    pub fn reset_heads(&mut self, seed: u64) -> Result<(), String> {
+        let fresh = QNet::new(self.shape, self.size, seed, self.device)?;
+        tch::no_grad(|| {
+            for (p, q) in self.params.iter_mut().zip(&fresh.params) {
+                if p.head {
+                    p.t.copy_(&q.t);
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
@@ -402,7 +424,7 @@ mod tests {
     #[test]
     fn outputs_have_the_documented_shapes_at_both_depths() {
         tch::set_num_threads(1);
-        let size = NetSize { kernels: 8, latent: 8, dense: 16 };
+        let size = NetSize { kernels: 8, latent: 8, dense: 16, zero_pad: false };
         for (grid, rot_grip) in [(16, true), (8, true), (16, false), (4, false)] {
             let shape = Shape { grid, proprio: 5, context: 0, rot_grip };
             let net = QNet::new(shape, size, 1, Device::Cpu).expect("a supported shape");
@@ -421,6 +443,23 @@ mod tests {
             let shape = Shape { grid: bad, proprio: 5, context: 0, rot_grip: true };
             assert!(QNet::new(shape, size, 1, Device::Cpu).is_err(), "grid {bad}");
         }
+    }
+
+    #[test]
+    fn zero_padding_keeps_the_parameters_and_changes_only_the_borders() {
+        tch::set_num_threads(1);
+        let shape = Shape { grid: 8, proprio: 5, context: 0, rot_grip: false };
+        let replicate = NetSize { kernels: 8, latent: 8, dense: 16, zero_pad: false };
+        let a = QNet::new(shape, replicate, 2, Device::Cpu).unwrap();
+        let b = QNet::new(shape, NetSize { zero_pad: true, ..replicate }, 2, Device::Cpu).unwrap();
+        let w = |n: &QNet| metarl_tch_common::flat_params(&n.params);
+        assert_eq!(w(&a), w(&b));
+        // A constant grid: replicate padding sees the same constant beyond the faces, zeros do not.
+        let v = Tensor::ones([1, FEATURES, 8, 8, 8], (Kind::Float, Device::Cpu));
+        let p = Tensor::ones([1, 5], (Kind::Float, Device::Cpu));
+        let (qa, qb) = (a.forward(&v, &p, None).trans, b.forward(&v, &p, None).trans);
+        assert_eq!(qa.size(), qb.size());
+        assert!((&qa - &qb).abs().max().double_value(&[]) > 1e-6, "the padding matters at the faces");
     }
 
     #[test]
@@ -447,7 +486,7 @@ mod tests {
     fn a_forward_and_backward_pass_reach_every_parameter() {
         tch::set_num_threads(1);
         let shape = Shape { grid: 8, proprio: 5, context: 4, rot_grip: true };
-        let mut net = QNet::new(shape, NetSize { kernels: 8, latent: 8, dense: 16 }, 3, Device::Cpu).unwrap();
+        let mut net = QNet::new(shape, NetSize { kernels: 8, latent: 8, dense: 16, zero_pad: false }, 3, Device::Cpu).unwrap();
         let (v, p) = random_input(2, 8, 5);
         let z = Tensor::ones([2, 4], (Kind::Float, Device::Cpu));
         net.zero_grad();

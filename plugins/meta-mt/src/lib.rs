@@ -48,23 +48,11 @@ struct Mt {
     continuing: Option<(u64, Position)>,
 }
 
-/// K distinct tasks drawn uniformly from `tasks` (partial Fisher-Yates).
-fn sample_tasks(seeds: &mut SeedStream, tasks: &[u64], k: usize) -> Vec<u64> {
-    let mut pool = tasks.to_vec();
-    let k = k.min(pool.len());
-    for i in 0..k {
-        let j = i + seeds.below(pool.len() - i);
-        pool.swap(i, j);
-    }
-    pool.truncate(k);
-    pool
-}
-
 /// The off-policy plan: K of the tasks with recorded data, the same number of samples from
 /// each.
 fn plan(cfg: &Config, seeds: &mut SeedStream, info: &AlgoInfo, recorded: &[u64]) -> UpdatePlan {
     let k = cfg.tasks_per_update as usize;
-    let chosen = sample_tasks(seeds, recorded, k);
+    let chosen = seeds.distinct(recorded, k);
     let per_task = cfg.samples_per_task.unwrap_or((info.batch_size / k.min(chosen.len()).max(1) as u32).max(1));
     UpdatePlan::off_policy(chosen, per_task, cfg.grad_steps.unwrap_or(info.grad_steps))
 }

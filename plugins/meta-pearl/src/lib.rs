@@ -255,19 +255,6 @@ struct Pearl {
     state: RefCell<State>,
 }
 
-impl Pearl {
-    /// K distinct tasks drawn uniformly from `recorded` (partial Fisher-Yates).
-    fn sample_tasks(seeds: &mut SeedStream, recorded: &[u64], k: usize) -> Vec<u64> {
-        let mut pool = recorded.to_vec();
-        let k = k.min(pool.len());
-        for i in 0..k {
-            let j = i + seeds.below(pool.len() - i);
-            pool.swap(i, j);
-        }
-        pool.truncate(k);
-        pool
-    }
-}
 
 impl Meta for Pearl {
     fn info(&self) -> MetaInfo {
@@ -291,7 +278,7 @@ impl Meta for Pearl {
         let budget = ctx.budget_env_steps;
         let Pearl { seeds, state } = self;
         let mut plan = |info: &AlgoInfo, recorded: &[u64]| {
-            let chosen = Self::sample_tasks(seeds, recorded, k);
+            let chosen = seeds.distinct(recorded, k);
             let samples = per_task.unwrap_or((info.batch_size / chosen.len().max(1) as u32).max(1));
             UpdatePlan::off_policy(chosen, samples, info.grad_steps.max(1))
         };
