@@ -18,8 +18,8 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     ])
 }
 
-/// PPO on the small gridworld: one seed, one held-out goal; a pretraining of 64 updates (512
-/// env steps each), then an adaptation and a scratch run of 4 updates each.
+/// PPO on the small gridworld: one seed, one held-out goal; a pretraining of 32 updates (512
+/// env steps each), then an adaptation and a scratch run of 2 updates each.
 const STUDY: &str = r#"seeds = [0]
 num_envs = 8
 threads = 1
@@ -32,9 +32,9 @@ config = { size = 4, frame = 16, shared_goal_colour = true }
 plugin = "ppo"
 config = { preset = "cpu-small", num_steps = 64 }
 [pretrain]
-env_steps = 32768
+env_steps = 16384
 [adapt]
-env_steps = 2048
+env_steps = 1024
 eval_every = 512
 eval_episodes = 8
 [[method]]
@@ -125,7 +125,7 @@ fn continued_at(log: &str) -> Option<u64> {
 /// Every unit's metrics run 0, 512, ..., budget once: no report repeated, none missing.
 fn assert_whole_pretraining(out: &Path) {
     let steps = pretrain_steps(out);
-    let want: Vec<u64> = (0..=64).map(|k| k * 512).collect();
+    let want: Vec<u64> = (0..=32).map(|k| k * 512).collect();
     assert_eq!(steps, want, "the pretraining's reports: a continued phase neither repeats nor skips one");
 }
 
@@ -168,7 +168,7 @@ fn a_unit_stopped_by_sigterm_saves_a_checkpoint_and_resume_continues_it() {
     let o = run(&reg, &exp, &out, &["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let at = continued_at(&pretrain_log(&out)).expect("the resumed pretraining says where it continues");
-    assert!(at > 0 && at < 32768 && at % 512 == 0, "continued at {at}");
+    assert!(at > 0 && at < 16384 && at % 512 == 0, "continued at {at}");
     assert_whole_pretraining(&out);
     assert!(partial(&out).is_none(), "the checkpoint outlived its unit");
     let pretrained = out.join("checkpoints").read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.is_file()).unwrap();
@@ -194,8 +194,8 @@ fn reptile_stopped_mid_pretraining_continues_from_its_checkpoint() {
     assert!(at > 0 && at % 1536 == 0, "continued at {at}");
     let steps = pretrain_steps(&out);
     assert_eq!(steps[0], 0);
-    assert!(steps.windows(2).all(|w| w[1] == w[0] + 1536 || (w[1] == 32768 && w[1] > w[0])), "{steps:?}");
-    assert_eq!(*steps.last().unwrap(), 32768);
+    assert!(steps.windows(2).all(|w| w[1] == w[0] + 1536 || (w[1] == 16384 && w[1] > w[0])), "{steps:?}");
+    assert_eq!(*steps.last().unwrap(), 16384);
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn a_run_killed_after_a_checkpoint_continues_from_it() {
     let o = run(&reg, &exp, &out, &["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let at = continued_at(&pretrain_log(&out)).expect("the resumed pretraining says where it continues");
-    assert!(at > 0 && at < 32768, "continued at {at}");
+    assert!(at > 0 && at < 16384, "continued at {at}");
     assert_whole_pretraining(&out);
     assert!(out.join("summary.md").is_file());
 }
