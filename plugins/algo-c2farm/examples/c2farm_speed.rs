@@ -3,9 +3,15 @@
 //! online and target nets) for a batch, at a given network size.
 //!
 //! ```text
-//! c2farm_speed [paper|cpu-small] [batch=8] [steps=3] [threads=1] [points=16384] [device=cpu] [grid=16]
+//! c2farm_speed [paper|cpu-small] [batch=8] [steps=3] [threads=1] [points=16384] [device=cpu] [grid=16] [dump=PATH]
 //! ```
 //! Prints one line per measurement; times are the median over `steps` after one warm-up.
+//!
+//! `dump=PATH` also writes, as raw little-endian f32, both levels' online parameters (in
+//! their declaration order), two of the batch's level-0 grids and proprio rows, and both
+//! levels' Q-values for them (level 0's translation, level 1's translation and
+//! rotation/gripper), before the update is timed: `benches/c2farm_bound.py` loads them into its
+//! PyTorch copy of the network and checks that it computes the same Q-values.
 
 use std::time::Instant;
 
@@ -51,6 +57,11 @@ fn main() -> Result<(), String> {
     let (batch, steps, threads, points) = (num(1, "8")?, num(2, "3")? as usize, num(3, "1")?, num(4, "16384")?);
     let device = metarl_tch_common::parse_device(&arg(5, "cpu"))?;
     let grid = num(6, "16")?;
+    let dump = match args.get(7).map(|a| a.strip_prefix("dump=")) {
+        None => None,
+        Some(Some(path)) => Some(path.to_string()),
+        Some(None) => return Err(format!("argument 8: '{}' is not dump=PATH", args[7])),
+    };
     tch::set_num_threads(threads as i32);
     tch::manual_seed(0);
     let opts = (Kind::Float, device);
@@ -118,6 +129,20 @@ fn main() -> Result<(), String> {
         })
     });
     println!("forward, 2 levels, batch {batch}: {:.1} ms", fwd * 1e3);
+    if let Some(path) = dump {
+        let (v, p) = (b.levels[0].voxels.narrow(0, 0, 2.min(batch)), b.proprio.narrow(0, 0, 2.min(batch)));
+        let (q0, q1) = tch::no_grad(|| (levels[0].online.forward(&v, &p, None), levels[1].online.forward(&v, &p, None)));
+        let mut floats = Vec::new();
+        for l in &levels {
+            floats.extend(metarl_tch_common::flat_params(&l.online.params));
+        }
+        for t in [&v, &p, &q0.trans, &q1.trans, q1.rot_grip.as_ref().ok_or("level 1 has no rotation head")?] {
+            floats.extend(metarl_tch_common::to_vec_f32(t));
+        }
+        let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).map_err(|e| format!("{path}: {e}"))?;
+        println!("dumped parameters, inputs and Q-values to {path}");
+    }
     let upd = time(steps, device, || {
         let _ = learn::step(&mut levels, &b, &cfg, None);
     });
