@@ -5,7 +5,7 @@
 #   bash host/tests/slurm/cluster.sh start DIR   # prints `export SLURM_CONF=DIR/slurm.conf`
 #   bash host/tests/slurm/cluster.sh stop DIR
 #
-# Needs root and Debian's slurm-wlm and munge (`.ci/setup` installs them). Everything the
+# Needs root (or passwordless sudo) and Debian's slurm-wlm and munge (`.ci/setup` installs them). Everything the
 # daemons write (state, spool, logs, munge's socket) stays under DIR, and the ports are
 # chosen free, so several clusters can run side by side. Settings: ../shared/FACTS.md,
 # "Slurm on one node".
@@ -28,16 +28,21 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# The daemons need root (slurmd runs jobs as their users): as another user, go through
+# passwordless sudo where there is one.
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        exec sudo -n bash "$(realpath "$0")" "$cmd" "$dir"
+    fi
+    echo "error: cluster.sh needs root or passwordless sudo (slurmd runs jobs as their users)" >&2
+    exit 1
+fi
+
 case "$cmd" in
 stop) stop; exit 0 ;;
 start) ;;
 *) echo "usage: cluster.sh start|stop DIR" >&2; exit 2 ;;
 esac
-
-if [ "$(id -u)" != 0 ]; then
-    echo "error: cluster.sh needs root (slurmd runs jobs as their users)" >&2
-    exit 1
-fi
 for tool in munged mungekey slurmctld slurmd sbatch; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "error: $tool not found: apt-get install slurm-wlm munge (bash .ci/setup does)" >&2
