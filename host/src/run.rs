@@ -20,7 +20,7 @@ use abi_stable::std_types::RSlice;
 use anyhow::{bail, Context};
 use metarl_plugin_api::algo::{AlgoBox, AlgoRequest};
 use metarl_plugin_api::env::EnvSpec;
-use metarl_plugin_api::meta::{MetaContext, MetaRequest};
+use metarl_plugin_api::meta::{MetaBox, MetaContext, MetaRequest};
 use metarl_plugin_kit::driver::{self, Train};
 
 /// The one panel of a scratch-only experiment's tables and figures.
@@ -253,6 +253,14 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// What a unit continues a phase with, besides its loaded algo and meta-method: the
+/// checkpoint's meta state (the scratch baseline reads its loop position from it) and the
+/// host's record.
+struct Resume {
+    meta: Vec<u8>,
+    host: Continued,
+}
+
 /// What a mid-phase checkpoint holds besides the algo's and meta-method's state: the host's
 /// record of the phase and the unit's metrics lines so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -434,13 +442,13 @@ impl Runner<'_> {
         seed: u64,
         schedule: Option<EvalSchedule>,
         unit: &Unit,
-        continued: Option<Continued>,
+        continued: Option<Resume>,
     ) -> anyhow::Result<PhaseResult> {
         let mut progress = ProgressFile::new(self.progress.clone());
         // metrics.jsonl lines carry the unit's name; its files are named by its id.
         let name = unit.name(self.plan);
         let events = crate::tensorboard::UnitWriter::create(&self.dir.tensorboard(self.plan, unit));
-        let lines = std::rc::Rc::new(std::cell::RefCell::new(continued.as_ref().map(|c| c.lines.clone()).unwrap_or_default()));
+        let lines = std::rc::Rc::new(std::cell::RefCell::new(continued.as_ref().map(|c| c.host.lines.clone()).unwrap_or_default()));
         let progress_lines = lines.clone();
         let on_progress = Box::new(|_: &mut AlgoBox, steps: u64, scalars: &[metarl_plugin_api::types::Scalar]| {
             progress.report(steps.min(budget));
@@ -485,7 +493,7 @@ impl Runner<'_> {
         .with_demos(unit.demos(self.plan), seed, self.task_names(tasks))
         .with_checkpoints(self.checkpoint_every, write_partial);
         if let Some(c) = &continued {
-            services.continue_from(&c.phase);
+            services.continue_from(&c.host.phase);
         }
         let log = services.episodes.clone();
         let ctx = MetaContext {
@@ -506,13 +514,8 @@ impl Runner<'_> {
                 // The scratch baseline is the host's own loop: its checkpoints' "meta state"
                 // is the loop's position.
                 let mut ctx = ctx;
-                let start = match continued.as_ref() {
-                    Some(_) => Some(
-                        scratch_position(&self.read_partial_meta(unit)?)
-                            .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.partial(self.plan, unit).display()))?,
-                    ),
-                    None => None,
-                };
+                // The position was read when the checkpoint was loaded (`agents`).
+                let start = continued.as_ref().map(|c| scratch_position(&c.meta)).transpose()?;
                 let mut position_bytes = |p: &driver::Position| {
                     let mut w = metarl_plugin_kit::bytes::Writer::with_magic(SCRATCH_MAGIC);
                     p.write(&mut w);
@@ -535,7 +538,7 @@ impl Runner<'_> {
         finished?;
         if executor::interrupted() != 0 {
             // Stopped on request, not done: the unit's results are not written.
-            let checkpoint = checkpointed_at.or(continued.map(|c| c.phase.env_steps));
+            let checkpoint = checkpointed_at.or(continued.map(|c| c.host.phase.env_steps));
             return Err(Interrupted { unit: name.clone(), checkpoint }.into());
         }
         let episodes = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
@@ -543,47 +546,53 @@ impl Runner<'_> {
         Ok(PhaseResult { episodes, evals, lines, continued_at })
     }
 
-    /// Whether fresh plugins of `unit` load the states of its mid-phase checkpoint `p`.
-    fn loads_for_continuing(&self, unit: &Unit, p: &(Vec<u8>, Vec<u8>, Continued)) -> anyhow::Result<()> {
-        let plan = self.plan;
-        let s = unit.seed(plan);
-        let (mut algo, method) = match *unit {
-            Unit::Pretrain { method, .. } | Unit::Adapt { method, .. } => {
-                let m = &plan.methods[method];
-                (self.new_algo(&m.algo_config, m.context_dim, s)?, Some(method))
-            }
-            Unit::Scratch { task, .. } => (self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?, None),
-        };
-        check(&self.plugins.algo.name, "load", algo.load(p.0.as_slice().into()))?;
-        match method {
-            Some(method) => {
-                let mut meta = self.new_meta(method, s)?;
-                check(&self.plugins.metas[method].name, "load", meta.load(p.1.as_slice().into()))?;
-            }
-            None => {
-                scratch_position(&p.1)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The meta state of `unit`'s mid-phase checkpoint.
-    fn read_partial_meta(&self, unit: &Unit) -> anyhow::Result<Vec<u8>> {
-        Ok(read_checkpoint_parts(&self.dir.partial(self.plan, unit), &["meta"])?.remove(0))
-    }
-
-    /// `unit`'s mid-phase checkpoint, if it has one: algo state, meta state, host record.
-    fn read_partial(&self, unit: &Unit) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>, Continued)>> {
+    /// The algo and meta-method (none for the scratch baseline) a unit runs with. From its
+    /// mid-phase checkpoint where it has one that they load: then with the checkpoint's meta
+    /// state and the host's record, to continue the phase. Otherwise new from `make`, set up by
+    /// `start` (an adaptation loads its pretraining's checkpoint). A checkpoint the plugins
+    /// cannot load (an algo whose checkpoints leave out the replay) is removed, with a
+    /// warning, and the unit starts from its beginning.
+    fn agents(
+        &self,
+        unit: &Unit,
+        meta_plugin: Option<&Plugin>,
+        make: &dyn Fn() -> anyhow::Result<(AlgoBox, Option<MetaBox>)>,
+        start: &dyn Fn(&mut AlgoBox, Option<&mut MetaBox>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(AlgoBox, Option<MetaBox>, Option<Resume>)> {
         let path = self.dir.partial(self.plan, unit);
-        if !path.is_file() {
-            return Ok(None);
+        if path.is_file() {
+            let mut parts = read_checkpoint_parts(&path, &["algo", "meta", "host"])?;
+            let host: Continued = serde_json::from_slice(&parts[2])
+                .map_err(|e| anyhow::anyhow!("checkpoint {} is damaged or not a metarl checkpoint: {e}", path.display()))?;
+            let resume = Resume { meta: std::mem::take(&mut parts[1]), host };
+            let (mut algo, mut meta) = make()?;
+            let loaded = (|| -> anyhow::Result<()> {
+                check(&self.plugins.algo.name, "load", algo.load(parts[0].as_slice().into()))?;
+                match (meta.as_mut(), meta_plugin) {
+                    (Some(meta), Some(plugin)) => check(&plugin.name, "load", meta.load(resume.meta.as_slice().into()))?,
+                    _ => drop(scratch_position(&resume.meta)?),
+                }
+                Ok(())
+            })();
+            match loaded {
+                Ok(()) => {
+                    log::info!(
+                        "unit {}: continuing from its checkpoint at {} env steps ({})",
+                        unit.name(self.plan),
+                        resume.host.phase.env_steps,
+                        path.display()
+                    );
+                    return Ok((algo, meta, Some(resume)));
+                }
+                Err(e) => {
+                    log::warn!("unit {}: cannot continue from its checkpoint ({e:#}); it starts again from its beginning", unit.name(self.plan));
+                    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                }
+            }
         }
-        let mut parts = read_checkpoint_parts(&path, &["algo", "meta", "host"])?;
-        let host: Continued = serde_json::from_slice(&parts[2])
-            .map_err(|e| anyhow::anyhow!("checkpoint {} is damaged or not a metarl checkpoint: {e}", path.display()))?;
-        let meta = std::mem::take(&mut parts[1]);
-        log::info!("unit {}: continuing from its checkpoint at {} env steps ({})", unit.name(self.plan), host.phase.env_steps, path.display());
-        Ok(Some((std::mem::take(&mut parts[0]), meta, host)))
+        let (mut algo, mut meta) = make()?;
+        start(&mut algo, meta.as_mut())?;
+        Ok((algo, meta, None))
     }
 
     /// The evaluation curve: one point per scheduled point, from the evaluation that stood
@@ -628,40 +637,14 @@ impl Runner<'_> {
     fn run_unit(&self, unit: &Unit) -> anyhow::Result<()> {
         let plan = self.plan;
         let s = unit.seed(plan);
-        // A unit stopped or crashed after a mid-phase checkpoint continues from it: where
-        // its plugins can load it (an algo whose checkpoints leave out the replay cannot).
-        let partial = match self.read_partial(unit)? {
-            Some(p) => match self.loads_for_continuing(unit, &p) {
-                Ok(()) => Some(p),
-                Err(e) => {
-                    log::warn!("unit {}: cannot continue from its checkpoint ({e:#}); it starts again from its beginning", unit.name(plan));
-                    let path = self.dir.partial(plan, unit);
-                    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
-                    None
-                }
-            },
-            None => None,
-        };
-        let load = |algo: &mut AlgoBox, meta: Option<&mut metarl_plugin_api::meta::MetaBox>, plugin: Option<&Plugin>, (a, m): (&[u8], &[u8])| -> anyhow::Result<()> {
-            check(&self.plugins.algo.name, "load", algo.load(a.into()))?;
-            if let (Some(meta), Some(plugin)) = (meta, plugin) {
-                check(&plugin.name, "load", meta.load(m.into()))?;
-            }
-            Ok(())
-        };
+        let nothing_to_start = |_: &mut AlgoBox, _: Option<&mut MetaBox>| Ok(());
         match *unit {
             Unit::Pretrain { panel, method, seed } => {
                 let m = &plan.methods[method];
-                let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 let plugin = &self.plugins.metas[method];
-                let mut meta = self.new_meta(method, s)?;
-                let continued = match partial {
-                    Some((a, mt, host)) => {
-                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
-                        Some(host)
-                    }
-                    None => None,
-                };
+                let make = || Ok((self.new_algo(&m.algo_config, m.context_dim, s)?, Some(self.new_meta(method, s)?)));
+                let (mut algo, meta, continued) = self.agents(unit, Some(plugin), &make, &nothing_to_start)?;
+                let mut meta = meta.expect("a method has a meta-method");
                 let r = self.phase(
                     Some((plugin, &mut meta)),
                     &mut algo,
@@ -689,25 +672,24 @@ impl Runner<'_> {
             }
             Unit::Adapt { method, seed, task, .. } => {
                 let m = &plan.methods[method];
-                let mut algo = self.new_algo(&m.algo_config, m.context_dim, s)?;
                 let plugin = &self.plugins.metas[method];
-                let mut meta = self.new_meta(method, s)?;
-                let continued = match partial {
-                    // The checkpoint's algo already had its heads reset, if the plan resets them.
-                    Some((a, mt, host)) => {
-                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
-                        Some(host)
+                let make = || Ok((self.new_algo(&m.algo_config, m.context_dim, s)?, Some(self.new_meta(method, s)?)));
+                // From the pretraining's checkpoint, its heads reset if the plan says so (a
+                // mid-phase checkpoint's algo already had them reset).
+                let from_pretraining = |algo: &mut AlgoBox, meta: Option<&mut MetaBox>| -> anyhow::Result<()> {
+                    let pretrain = unit.needs().expect("an adaptation needs its pretraining");
+                    let (a, mt) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
+                    check(&self.plugins.algo.name, "load", algo.load(a.as_slice().into()))?;
+                    if let Some(meta) = meta {
+                        check(&plugin.name, "load", meta.load(mt.as_slice().into()))?;
                     }
-                    None => {
-                        let pretrain = unit.needs().expect("an adaptation needs its pretraining");
-                        let (a, mt) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
-                        load(&mut algo, Some(&mut meta), Some(plugin), (&a, &mt))?;
-                        if plan.reset_heads {
-                            check(&self.plugins.algo.name, "reset_heads", algo.reset_heads(s))?;
-                        }
-                        None
+                    if plan.reset_heads {
+                        check(&self.plugins.algo.name, "reset_heads", algo.reset_heads(s))?;
                     }
+                    Ok(())
                 };
+                let (mut algo, meta, continued) = self.agents(unit, Some(plugin), &make, &from_pretraining)?;
+                let mut meta = meta.expect("a method has a meta-method");
                 let t = plan.test_tasks[task];
                 let schedule = self.schedule(s);
                 let r = self.phase(
@@ -724,14 +706,8 @@ impl Runner<'_> {
                 self.finish_curve(unit, &m.label, seed, task, &schedule, &r)?;
             }
             Unit::Scratch { seed, task, .. } => {
-                let mut algo = self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?;
-                let continued = match partial {
-                    Some((a, _, host)) => {
-                        load(&mut algo, None, None, (&a, &[]))?;
-                        Some(host)
-                    }
-                    None => None,
-                };
+                let make = || Ok((self.new_algo_for(&self.plugins.scratch_specs[task], &plan.scratch_algo_config, 0, s)?, None));
+                let (mut algo, _, continued) = self.agents(unit, None, &make, &nothing_to_start)?;
                 let t = plan.test_tasks[task];
                 let schedule = self.schedule(s);
                 let r = self.phase(None, &mut algo, true, &[t], plan.adapt_env_steps, s, Some(schedule.clone()), unit, continued)?;
