@@ -529,7 +529,7 @@ impl Runner<'_> {
         let finished = if result.is_ok() && host_error.is_none() { services.finish() } else { Ok(()) };
         let evals = std::mem::take(&mut services.evals);
         let continued_at = services.continued_at().to_vec();
-        let checkpointed_at = services.checkpointed_at.last().copied();
+        let last_checkpoint = services.last_checkpoint;
         drop(services);
         if let Some(e) = host_error {
             return Err(e);
@@ -538,7 +538,7 @@ impl Runner<'_> {
         finished?;
         if executor::interrupted() != 0 {
             // Stopped on request, not done: the unit's results are not written.
-            let checkpoint = checkpointed_at.or(continued.map(|c| c.host.phase.env_steps));
+            let checkpoint = last_checkpoint.or(continued.map(|c| c.host.phase.env_steps));
             return Err(Interrupted { unit: name.clone(), checkpoint }.into());
         }
         let episodes = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));

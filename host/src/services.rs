@@ -150,8 +150,9 @@ pub struct PhaseServices<'a> {
     demos: Demos,
     /// Mid-phase checkpoints, when the phase takes them.
     checkpoints: Option<Checkpoints<'a>>,
-    /// Env steps of the phase's checkpoints so far, and where the phase was continued from one.
-    pub checkpointed_at: Vec<u64>,
+    /// Env steps of the phase's latest checkpoint, if it took one.
+    pub last_checkpoint: Option<u64>,
+    /// Env steps where the phase was continued from a checkpoint, earliest first.
     continued_at: Vec<u64>,
 }
 
@@ -266,7 +267,7 @@ impl<'a> PhaseServices<'a> {
             tensorboard: None,
             demos: Demos::default(),
             checkpoints: None,
-            checkpointed_at: Vec::new(),
+            last_checkpoint: None,
             continued_at: Vec::new(),
         }
     }
@@ -516,7 +517,7 @@ impl HostServicesFfi for PhaseServices<'_> {
         })();
         match taken {
             Ok(at) => {
-                self.checkpointed_at.push(at);
+                self.last_checkpoint = Some(at);
                 ROk(())
             }
             Err(e) => self.fail(e),
