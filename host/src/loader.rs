@@ -103,9 +103,7 @@ fn describe_library_error(e: &LibraryError) -> String {
             log::debug!("layout check failed: {report}");
             format!(
                 "its ABI layout differs from this host's metarl-plugin-api {API_VERSION}{} \
-                 (rebuild the plugin against it; if it is up to date, rebuild the plugins loaded before it: \
-                 abi_stable checks shared types once per process, so a stale plugin can surface under a later \
-                 one's name; RUST_LOG=debug shows the full report)",
+                 (rebuild the plugin against it; RUST_LOG=debug shows the full report)",
                 first_layout_difference(&report).map(|d| format!(": {d}")).unwrap_or_default()
             )
         }

@@ -262,6 +262,33 @@ fn this_host_loads_a_plugin_built_against_0_2_0_which_offers_no_task_sets() {
 }
 
 #[test]
+fn a_plugin_of_the_previous_patch_release_does_not_break_the_up_to_date_plugins_loaded_after_it() {
+    // plugin-api as it was in 0.2.3: `HostServicesFfi` without 0.2.4's checkpoint methods.
+    // abi_stable's process-wide layout checks used to remember the older vtable, and every
+    // up-to-date plugin loaded after it was then refused ("too many fields"), under its own
+    // name.
+    let lib = build_skewed("v0_2_3", |api| {
+        edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.2.3\"");
+        let meta = api.join("src/meta.rs");
+        let text = std::fs::read_to_string(&meta).unwrap();
+        let start = text.find("    /// Added in 0.2.4: whether the host wants").expect("checkpoint_due");
+        let tail = "(plugin-api < 0.2.4)\"))\n    }\n";
+        let end = start + text[start..].find(tail).expect("checkpoint") + tail.len();
+        std::fs::write(&meta, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        // The kit of 0.2.3 took no checkpoints.
+        let driver = api.join("kit/src/driver.rs");
+        edit(&driver, "    if !ctx.host.checkpoint_due() {", "    if true {");
+        edit(&driver, "    ffi(\"checkpoint\", ctx.host.checkpoint(ctx.algo, state.as_slice().into()))?;", "    drop(state);");
+    });
+    let text = [entry("old", "env", &lib), entry("mt", "meta", &plugin("metarl-meta-mt")), entry("fx-algo", "algo", &plugin("metarl-fixture-algo"))]
+        .join("\n");
+    let (_d, reg) = registry(&text);
+    let o = metarl(&reg, &["plugins", "check"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("3 plugins ok, 0 failed"), "{}", stdout(&o));
+}
+
+#[test]
 fn named_task_sets_are_listed_and_select_their_tasks() {
     let (_d, reg) = registry(&entry("fx", "env", &plugin("metarl-fixture-env")));
     let o = metarl(&reg, &["plugins", "list"]);

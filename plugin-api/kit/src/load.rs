@@ -3,7 +3,7 @@
 
 use metarl_plugin_api::abi_stable::{
     self,
-    abi_stability::abi_checking::check_layout_compatibility,
+    abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
     library::{lib_header_from_path, LibHeader, LibraryError, RootModuleError},
     std_types::RBoxError,
 };
@@ -20,6 +20,12 @@ use metarl_plugin_api::export::PluginRoot_Ref;
 /// after a marker through their default bodies. So the check also runs with the roles
 /// swapped, which accepts exactly the libraries whose layout is a prefix of the program's.
 /// Any other difference is refused with abi_stable's report.
+///
+/// Each check starts from fresh checking state, not abi_stable's process-wide one, which
+/// merges the prefix types of every library checked before: there, a plugin built against an
+/// earlier 0.2.x, once accepted, made the check of every later up-to-date plugin fail ("too
+/// many fields"), under the later plugin's name. Each library is judged against this program
+/// alone; prefix-type accessors and default methods check at run time what a library has.
 pub fn check_root_layout(header: &LibHeader) -> Result<(), LibraryError> {
     let ours = <PluginRoot_Ref as abi_stable::StableAbi>::LAYOUT;
     let Some(theirs) = header.layout() else {
@@ -30,9 +36,10 @@ pub fn check_root_layout(header: &LibHeader) -> Result<(), LibraryError> {
             version: header.version_strings(),
         });
     };
-    match check_layout_compatibility(ours, theirs) {
+    let check = |interface, implementation| check_layout_compatibility_with_globals(interface, implementation, &CheckingGlobals::new());
+    match check(ours, theirs) {
         Ok(()) => Ok(()),
-        Err(report) => match check_layout_compatibility(theirs, ours) {
+        Err(report) => match check(theirs, ours) {
             Ok(()) => Ok(()),
             Err(_) => Err(LibraryError::AbiInstability(RBoxError::from_fmt(&report))),
         },
