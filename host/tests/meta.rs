@@ -225,3 +225,91 @@ fn mt_off_policy_updates_sample_k_distinct_training_task_buffers() {
     // K tasks are re-drawn each update: over 40 updates every training task gets its turn.
     assert_eq!(chosen.len(), 8, "{chosen:?}");
 }
+
+/// Pretrains `mt` (config `cfg`) with the fixture off-policy algo on gridworld tasks 0..8,
+/// then adapts a meta-method loaded from its state to task 9 with `algo` (the pretrained one
+/// unless `fresh_algo`); returns the adaptation's update reports, or its error.
+fn mt_adapt_plans(cfg: &str, fresh_algo: bool) -> Result<Vec<Vec<(String, f64)>>, String> {
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "offpol", "algo");
+    let mt = load("metarl-meta-mt", "mt", "meta");
+    let algo_cfg = "off_policy = true\nrefuse_unrecorded = true";
+    let mut algo = algo_p.new_algo(&gridworld_request(algo_cfg)).unwrap();
+    let mut meta = mt.new_meta(&meta_request(5, cfg)).unwrap();
+    let train: Vec<u64> = (0..8).collect();
+    let mut services = PhaseServices::new(&env, "gridworld", String::new(), train.clone(), 1, None, Box::new(|_, _, _| Ok(true)));
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&train), budget_env_steps: 640, num_envs: 4, seed: 1 };
+    check("mt", "pretrain", meta.pretrain(ctx)).unwrap();
+    drop(services);
+    // The adaptation unit's meta-method comes from the pretrained state, as the host does it.
+    let state = check("mt", "save", meta.save()).unwrap();
+    let mut meta = mt.new_meta(&meta_request(5, cfg)).unwrap();
+    check("mt", "load", meta.load(state.as_slice().into())).unwrap();
+    if fresh_algo {
+        algo = algo_p.new_algo(&gridworld_request(algo_cfg)).unwrap();
+    }
+    let held_out = [9u64];
+    let mut plans: Vec<Vec<(String, f64)>> = Vec::new();
+    let mut services = PhaseServices::new(
+        &env,
+        "gridworld",
+        String::new(),
+        held_out.to_vec(),
+        1,
+        None,
+        Box::new(|_, steps, scalars| {
+            if steps > 0 {
+                plans.push(scalars.iter().map(|s| (s.name.to_string(), s.value)).collect());
+            }
+            Ok(true)
+        }),
+    );
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&held_out), budget_env_steps: 320, num_envs: 4, seed: 2 };
+    let r = check("mt", "adapt", meta.adapt(ctx)).map_err(|e| e.to_string());
+    drop(services);
+    r.map(|()| plans)
+}
+
+#[test]
+fn mt_fine_tunes_in_isolation_or_with_the_training_tasks_stored_data() {
+    let get = |p: &[(String, f64)], k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap();
+    // 320 steps over 4 envs at 8 steps per env per update: 10 updates.
+    let isolated = mt_adapt_plans("tasks_per_update = 3", false).unwrap();
+    assert_eq!(isolated.len(), 10);
+    for p in &isolated {
+        assert_eq!((get(p, "plan_tasks"), get(p, "plan_task_0")), (1.0, 9.0), "the held-out task alone");
+    }
+
+    let joint = mt_adapt_plans("tasks_per_update = 3\nsamples_per_task = 16\nfine_tune = \"with-training-tasks\"", false).unwrap();
+    assert_eq!(joint.len(), 10);
+    let mut training = std::collections::BTreeSet::new();
+    for p in &joint {
+        assert_eq!((get(p, "plan_tasks"), get(p, "plan_samples_per_task")), (3.0, 16.0));
+        assert_eq!(get(p, "plan_task_0"), 9.0, "the held-out task is in every batch");
+        let others = [get(p, "plan_task_1") as u64, get(p, "plan_task_2") as u64];
+        assert!(others[0] != others[1] && others.iter().all(|t| *t < 8), "two distinct training tasks: {others:?}");
+        // Every planned task has recorded rows in the algo (the pretrained buffers).
+        assert_eq!(get(p, "plan_tasks_recorded"), 3.0);
+        training.extend(others);
+    }
+    assert!(training.len() >= 6, "training tasks are re-drawn each update: {training:?}");
+
+    // An algo without the training tasks' data (a checkpoint saved without replay) is refused
+    // before any step, in one line naming the option and the cause.
+    let e = mt_adapt_plans("fine_tune = \"with-training-tasks\"", true).unwrap_err();
+    assert!(e.contains("fine_tune = \"with-training-tasks\"") && e.contains("save_replay") && e.contains("nothing recorded for task 0"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+
+    // On-policy algos have nothing stored to fine-tune with.
+    let env = load("metarl-env-gridworld", "gridworld", "env");
+    let algo_p = load("metarl-fixture-algo", "onpol", "algo");
+    let mt = load("metarl-meta-mt", "mt", "meta");
+    let mut algo = algo_p.new_algo(&gridworld_request("")).unwrap();
+    let mut meta = mt.new_meta(&meta_request(5, "fine_tune = \"with-training-tasks\"")).unwrap();
+    let held_out = [9u64];
+    let mut services = PhaseServices::new(&env, "gridworld", String::new(), held_out.to_vec(), 1, None, Box::new(|_, _, _| Ok(true)));
+    let ctx = MetaContext { host: services.handle(), algo: &mut algo, tasks: RSlice::from_slice(&held_out), budget_env_steps: 64, num_envs: 4, seed: 2 };
+    let e = check("mt", "adapt", meta.adapt(ctx)).unwrap_err().to_string();
+    assert!(e.contains("needs an off-policy algo"), "{e}");
+    assert!(mt.new_meta(&meta_request(5, "fine_tune = \"jointly\"")).is_err());
+}
