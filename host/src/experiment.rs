@@ -189,6 +189,8 @@ struct RawMethod {
     config: toml::Table,
     #[serde(default)]
     algo_config: toml::Table,
+    /// The label of an earlier method whose pretraining this method adapts from.
+    pretrained_as: Option<Spanned<String>>,
 }
 
 /// What to do when test tasks look like training tasks (identical first frames).
@@ -246,6 +248,17 @@ pub struct Method {
     pub algo_config: String,
     /// Context width the meta-method asks of the algo.
     pub context_dim: u32,
+    /// `pretrained_as`: the index of the method whose pretraining units this one adapts from
+    /// (it has none of its own). Left out of `config.toml` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained_by: Option<usize>,
+}
+
+impl Method {
+    /// Whether this method's pretraining units are its own (not another method's).
+    pub fn pretrains(&self) -> bool {
+        self.pretrained_by.is_none()
+    }
 }
 
 /// Everything a run needs, checked and resolved. Serialized as the run's `config.toml`.
@@ -783,7 +796,29 @@ impl Plan {
             }
             check_algo(&ainfo, &spec, raw.algo.plugin.span())?;
             check_demos(&ainfo, demos_key.as_ref(), &format!("as configured for method '{label}'"))?;
-            methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim });
+            let pretrained_by = match &m.pretrained_as {
+                None => None,
+                Some(other) => {
+                    let at = |msg: String| cx.at(other.span(), format!("method '{label}': pretrained_as = '{}' {msg}", other.get_ref()));
+                    let Some(i) = methods.iter().position(|x: &Method| &x.label == other.get_ref()) else {
+                        let earlier: Vec<&str> = methods.iter().map(|x: &Method| x.label.as_str()).collect();
+                        return Err(at(format!("names no earlier method (earlier: {})", if earlier.is_empty() { "none".into() } else { earlier.join(", ") })));
+                    };
+                    let o: &Method = &methods[i];
+                    if let Some(j) = o.pretrained_by {
+                        return Err(at(format!("is itself pretrained as '{}': name that one", methods[j].label)));
+                    }
+                    if o.meta != meta.name || o.algo_config != algo_config || o.context_dim != minfo.context_dim {
+                        return Err(at(format!(
+                            "pretrains with another meta plugin or algo config ('{}' with its algo config; this method: '{}' with its own): \
+                             a method adapts only from a pretraining its own settings could have made",
+                            o.meta, meta.name
+                        )));
+                    }
+                    Some(i)
+                }
+            };
+            methods.push(Method { label, meta: meta.name.clone(), config, algo_config, context_dim: minfo.context_dim, pretrained_by });
             metas.push(meta);
             algo_infos.push(ainfo);
             meta_infos.push(minfo);

@@ -99,9 +99,11 @@ impl Unit {
     }
 
     /// The unit that must finish first: an adaptation starts from its pretraining's checkpoint.
-    fn needs(&self) -> Option<Unit> {
+    fn needs(&self, plan: &Plan) -> Option<Unit> {
         match *self {
-            Unit::Adapt { panel, method, seed, .. } => Some(Unit::Pretrain { panel, method, seed }),
+            Unit::Adapt { panel, method, seed, .. } => {
+                Some(Unit::Pretrain { panel, method: plan.methods[method].pretrained_by.unwrap_or(method), seed })
+            }
             _ => None,
         }
     }
@@ -677,7 +679,7 @@ impl Runner<'_> {
                 // From the pretraining's checkpoint, its heads reset if the plan says so (a
                 // mid-phase checkpoint's algo already had them reset).
                 let from_pretraining = |algo: &mut AlgoBox, meta: Option<&mut MetaBox>| -> anyhow::Result<()> {
-                    let pretrain = unit.needs().expect("an adaptation needs its pretraining");
+                    let pretrain = unit.needs(plan).expect("an adaptation needs its pretraining");
                     let (a, mt) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
                     check(&self.plugins.algo.name, "load", algo.load(a.as_slice().into()))?;
                     if let Some(meta) = meta {
@@ -764,7 +766,7 @@ fn units(plan: &Plan) -> Vec<Unit> {
     let mut out = Vec::new();
     for &seed in &plan.seeds {
         for panel in 0..plan.panels.len() {
-            for method in 0..plan.methods.len() {
+            for method in (0..plan.methods.len()).filter(|&m| plan.methods[m].pretrains()) {
                 out.push(Unit::Pretrain { panel, method, seed });
             }
         }
@@ -825,7 +827,7 @@ pub fn unit_graph(plan: &Plan, out: &Path) -> Vec<UnitRef> {
     let dir = RunDir { root: out.to_path_buf() };
     units(plan)
         .iter()
-        .map(|u| UnitRef { id: u.id(plan), name: u.name(plan), needs: u.needs().map(|n| n.id(plan)), done: dir.done(plan, u) })
+        .map(|u| UnitRef { id: u.id(plan), name: u.name(plan), needs: u.needs(plan).map(|n| n.id(plan)), done: dir.done(plan, u) })
         .collect()
 }
 
@@ -903,7 +905,7 @@ pub fn run(plan: &Plan, out: &Path, resume: bool, restart_unfinished: bool, jobs
             id: id.clone(),
             name: u.name(plan),
             // A unit it needs that is not to do is done already.
-            needs: u.needs().and_then(|n| ids.iter().position(|i| *i == n.id(plan))),
+            needs: u.needs(plan).and_then(|n| ids.iter().position(|i| *i == n.id(plan))),
             budget: u.budget(plan),
         })
         .collect();

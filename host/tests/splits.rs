@@ -96,3 +96,48 @@ fn splits_are_refused_when_they_contradict_the_rest() {
     check("[env.splits]\npool = \"gridworld:3\"", &["needs at least two tasks"]);
     check("train = \"gridworld:0..2\"", &["missing `test` (the held-out tasks) or `[env.splits]`"]);
 }
+
+/// The experiment above with a second MT method, `method2` (its TOML lines).
+fn two_methods(algo: &str, method2: &str) -> String {
+    experiment("[env.splits]\npool = \"gridworld:0..4\"\nheld_out = \"gridworld:0,2\"")
+        .replace("plugin = \"const\"\n", &format!("plugin = \"const\"\n{algo}\n"))
+        + &format!("[[method]]\nlabel = \"MT with the training tasks\"\nmeta = \"mt\"\n{method2}\n")
+}
+
+#[test]
+fn a_method_pretrained_as_another_adapts_from_its_pretraining() {
+    let (d, reg) = setup();
+    let exp = d.path().join("shared.toml");
+    // Off-policy, so that fine-tuning with the training tasks applies; the fixture's
+    // checkpoints hold no replay, which that option must then refuse.
+    let algo = "config = { off_policy = true, refuse_unrecorded = true }";
+    std::fs::write(&exp, two_methods(algo, "pretrained_as = \"MT\"\nconfig = { fine_tune = \"with-training-tasks\" }")).unwrap();
+    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--check"]);
+    // 2 splits x (1 pretraining, 2 adaptations, 1 scratch): 8 units, not 10.
+    assert!(stdout(&o).contains("2 method(s) + scratch, 1 seed(s), 2 held-out task(s): 8 units"), "{}{}", stdout(&o), stderr(&o));
+
+    let out = d.path().join("out");
+    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let units: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok().filter(|n| n.ends_with(".safetensors")))
+        .collect();
+    assert_eq!(units.len(), 2, "one pretraining per split: {units:?}");
+    assert!(units.iter().all(|n| n.starts_with("pretrain-leave-one-out-without-") && n.contains("-mt-")), "{units:?}");
+    // The isolated MT adaptations and scratch finished; the joint ones failed in one line each,
+    // saying why, since the fixture's checkpoint holds none of the training tasks' data.
+    let done = std::fs::read_dir(out.join("units")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count();
+    assert_eq!(done, 4, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("fine_tune = \"with-training-tasks\": the algo holds no usable data of the training tasks"), "{err}");
+    assert!(err.contains("save_replay"), "{err}");
+
+    // Refused at once: an unknown label, a later one, or a pretraining with other settings.
+    let refused = |method2: &str, needles: &[&str]| {
+        std::fs::write(&exp, two_methods("", method2)).unwrap();
+        assert_one_line_error(&metarl(&reg, &["run", exp.to_str().unwrap(), "--check"]), needles);
+    };
+    refused("pretrained_as = \"PEARL\"", &["shared.toml:24", "pretrained_as = 'PEARL' names no earlier method (earlier: MT)"]);
+    refused("pretrained_as = \"MT\"\nalgo_config = { update_adds = 1.0 }", &["shared.toml:24", "another meta plugin or algo config"]);
+}
