@@ -342,7 +342,7 @@ impl<'a> PhaseServices<'a> {
             let got = check(&self.env_plugin.name, "demos", env.demos(*task, d.per_task, seed))
                 .map_err(|e| anyhow::anyhow!("expert demonstrations of task '{name}': {e}"))?;
             let steps: usize = got.iter().map(|t| t.rewards.len()).sum();
-            log::info!("expert demonstrations: task '{name}' gave {} of {} ({steps} steps)", got.len(), d.per_task);
+            log::info!("expert demonstrations: task '{name}' gave {} trajectories for {} demos asked ({steps} steps)", got.len(), d.per_task);
             out.extend(got);
         }
         Ok(out)

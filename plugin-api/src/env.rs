@@ -142,7 +142,9 @@ pub trait Env: Send + 'static {
     fn take_episodes(&mut self) -> Vec<EpisodeStat> {
         Vec::new()
     }
-    /// Expert demonstrations for `task` (needs [`Caps::ENV_DEMOS`]).
+    /// Expert demonstrations for `task` (needs [`Caps::ENV_DEMOS`]): up to `episodes` expert
+    /// episodes (one that fails may be dropped), then any trajectories the env derives from
+    /// them (such as C2F-ARM's demo augmentation: later start states of the same episodes).
     fn demos(&mut self, task: u64, episodes: u32, seed: u64) -> Result<Vec<Trajectory>, PluginError> {
         let _ = (task, episodes, seed);
         Err(PluginError::unsupported("this env has no expert demonstrations"))

@@ -228,7 +228,7 @@ class Server:
             return self.demos(h["task"], h["episodes"], h["seed"])
         raise ValueError(f"unknown operation '{op}'")
 
-    def to_keyframe(self, sim, copy, target, close):
+    def to_keyframe(self, sim, copy, target, close, after_step=None):
         """One keyframe action, as RLBench's MoveArmThenGripper: first the arm, then the gripper.
         The arm: the P-controller drives the hand towards `target` with the gripper as it was,
         until the hand is within 2 mm of it, or has not moved for 3 steps (blocked). The
@@ -236,8 +236,9 @@ class Server:
         pushing against something in the previous keyframe does not carry over. Then, if the
         command changes it, the gripper, with the hand held at `target`, until the fingers
         have stopped moving. At most `keyframe_steps` physics steps in all, of which up to
-        KEYFRAME_GRIP_STEPS are kept for a gripper change. Returns the last dense reward and
-        whether the task was solved."""
+        KEYFRAME_GRIP_STEPS are kept for a gripper change. `after_step`, if given, is called
+        after every physics step. Returns the last dense reward and whether the task was
+        solved."""
         grab = 1.0 if close else -1.0
         steps = self.cfg["keyframe_steps"]
         grip_steps = min(KEYFRAME_GRIP_STEPS, steps - 1) if grab != copy.grab else 0
@@ -255,6 +256,8 @@ class Server:
             copy.obs, dense, _, _, info = sim.env.step(action)
             won = won or bool(info["success"])
             k += 1
+            if after_step is not None:
+                after_step()
 
         # 1. The arm.
         sim.env.data.mocap_pos[0] = copy.obs[:3]
@@ -357,10 +360,15 @@ class Server:
 
 
 def _keyframe_demos(self, task, episodes, seed):
+    """Keyframe demos of `task`, then C2F-ARM's demo augmentation: while a kept demo's
+    keyframes are replayed, every `demo_augmentation`-th physics step is also a start state,
+    whose trajectory leads through the keyframes still ahead of it (the one being moved to
+    first). Augmented trajectories follow all the demos; `augmented` counts them."""
     expert = policy_for(task)
     sim = self.sim(task)
+    every = self.cfg.get("demo_augmentation", 0)
     rng = np.random.default_rng([seed, 1 << 20])
-    lengths, dropped, replay_failed, arrays = [], 0, 0, []
+    lengths, dropped, replay_failed, arrays, extra = [], 0, 0, [], []
     for _ in range(episodes):
         variation, reset_seed = int(rng.integers(len(sim.variations))), int(rng.integers(2**31))
         # 1. The expert, natively and without rendering, up to KEYFRAME_PAST_SUCCESS steps past
@@ -387,15 +395,26 @@ def _keyframe_demos(self, task, episodes, seed):
             continue
         states, grabs, phases = states[: solved + 1], grabs[:solved], phases[:solved]
         keys = Server.keyframes(states, grabs, phases)[: self.cfg["max_steps"]]
-        # 2. Its keyframes, replayed from the same start with the keyframe controller.
+        # 2. Its keyframes, replayed from the same start with the keyframe controller; the
+        # augmented start states are seen on the way.
         sim.set_variation(variation)
         copy = Copy(self, 0)
         copy.task, copy.sim = task, sim
         copy.obs, _ = sim.env.reset(seed=reset_seed)
         copy.t, copy.grab, won = 0, -1.0, False
-        seen_obs, actions, rewards = [self.parts(copy)], [], []
+        seen_obs, actions, rewards, starts, physics = [self.parts(copy)], [], [], [], 0
+
+        def after_step():
+            nonlocal physics
+            physics += 1
+            if every and physics % every == 0:
+                starts.append((len(actions), physics, self.parts(copy)))
+
         for target, close in keys:
-            dense, won = self.to_keyframe(sim, copy, target, close)
+            dense, won = self.to_keyframe(sim, copy, target, close, after_step)
+            # A start state on the keyframe's own last step is the keyframe's state itself.
+            if starts and starts[-1][:2] == (len(actions), physics):
+                starts.pop()
             copy.t += 1
             actions.append(np.append(target, float(close)).astype(np.float32))
             rewards.append(float(won) if self.cfg["reward"] == "sparse" else dense)
@@ -408,7 +427,12 @@ def _keyframe_demos(self, task, episodes, seed):
             continue
         arrays += self.demo_arrays(len(lengths), seen_obs, actions, rewards)
         lengths.append(len(actions))
-    return {"lengths": lengths, "dropped": dropped, "replay_failed": replay_failed}, arrays
+        for j, _, parts in starts:
+            extra.append(([parts] + seen_obs[j + 1 :], actions[j:], rewards[j:]))
+    for obs_list, acts, rews in extra:
+        arrays += self.demo_arrays(len(lengths), obs_list, acts, rews)
+        lengths.append(len(acts))
+    return {"lengths": lengths, "dropped": dropped, "replay_failed": replay_failed, "augmented": len(extra)}, arrays
 
 
 Server.keyframe_demos = _keyframe_demos

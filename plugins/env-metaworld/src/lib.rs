@@ -47,6 +47,12 @@
 //! its last state (it plays on up to 5 steps past its first success while the task stays
 //! solved), each with the gripper command in force there, and the demo is their replay with
 //! the keyframe controller from the same start; a replay that fails is dropped.
+//!
+//! **Demo augmentation** (keyframe mode; C2F-ARM's, stepjam/ARM's every 10th frame): while a
+//! kept demo is replayed, every `demo_augmentation`-th physics step (10; 0: none) is also a
+//! start state, whose trajectory goes on through the keyframes still ahead of it. These
+//! augmented trajectories come after all the demos of the call, so `demos(task, n, seed)`
+//! returns up to `n` demos and then their augmented trajectories.
 
 pub mod tasks;
 
@@ -96,6 +102,8 @@ pub struct Config {
     pub action_mode: String,
     /// Keyframe mode: physics steps a keyframe may take at most.
     pub keyframe_steps: u32,
+    /// Keyframe mode: physics steps between the augmented start states of a demo (0: none).
+    pub demo_augmentation: u32,
     /// MuJoCo's OpenGL back-end for headless rendering: `egl` or `osmesa`.
     pub mujoco_gl: String,
     /// The Python to run the server with (default: `$METARL_PYTHON`, else the project venv's).
@@ -116,6 +124,7 @@ impl Default for Config {
             max_steps: None,
             action_mode: "native".into(),
             keyframe_steps: 50,
+            demo_augmentation: 10,
             mujoco_gl: "egl".into(),
             python: None,
             timeout_s: 120.0,
@@ -201,6 +210,7 @@ impl Config {
             "cameras": self.cameras, "size": self.size, "point_clouds": self.point_clouds, "state": self.state,
             "reward": self.reward, "terminate_on_success": self.terminate_on_success, "max_steps": self.max_steps(),
             "action_mode": self.action_mode, "keyframe_steps": self.keyframe_steps,
+            "demo_augmentation": if self.action_mode == "keyframe" { self.demo_augmentation } else { 0 },
         })
     }
 }
@@ -377,6 +387,14 @@ impl Env for MetaWorld {
         let lengths: Vec<usize> = reply.fields["lengths"].as_array().into_iter().flatten().filter_map(|l| l.as_u64().map(|l| l as usize)).collect();
         let dropped = reply.fields["dropped"].as_u64().unwrap_or(0);
         let replays = reply.fields.get("replay_failed").and_then(|v| v.as_u64()).unwrap_or(0);
+        let augmented = reply.fields.get("augmented").and_then(|v| v.as_u64()).unwrap_or(0);
+        if augmented > 0 {
+            log::info!(
+                "metaworld: {} demos of '{name}' and {augmented} augmented trajectories (a start every {} physics steps)",
+                lengths.len() as u64 - augmented,
+                self.cfg.demo_augmentation
+            );
+        }
         if dropped > 0 {
             log::warn!(
                 "metaworld: {dropped} of {episodes} expert episodes of '{name}' were dropped ({replays} of them solved natively but not when replayed as keyframes)"

@@ -197,13 +197,31 @@ fn a_keyframe_takes_the_hand_to_its_target_and_keyframe_demos_replay() {
     let miss = hand.iter().zip(target).map(|(h, t)| (h - t).powi(2)).sum::<f32>().sqrt();
     assert!(miss < 0.005, "the hand stopped {miss} m from its target");
     assert!((f32s(&e.obs, 3)[4] - 0.1).abs() < 1e-6, "time is one keyframe of 10");
-    // window-close's expert keyframes replay (10 of 10 in keyframe_replay_rate).
+    // window-close's expert keyframes replay (10 of 10 in keyframe_replay_rate): 2 demos,
+    // then their augmented trajectories (a start state every 10 physics steps).
     let demos = e.demos(task("window-close"), 2, 0).unwrap();
-    assert_eq!(demos.len(), 2);
+    assert!(demos.len() > 4, "2 demos and their augmented start states: {}", demos.len());
+    let f = |a: &Array| a.as_ref().f32().unwrap().to_vec();
     for d in &demos {
         assert!(d.success && *d.rewards.last().unwrap() == 1.0 && d.rewards.len() <= 10);
         assert_eq!((d.actions[0].as_ref().len(), d.actions[1].as_ref().len()), (3 * d.rewards.len(), d.rewards.len()));
     }
+    for a in &demos[2..] {
+        // Its actions and rewards are the last ones of a demo, from the keyframe it was on its
+        // way to; it starts where that demo was part-way there (time: the keyframes done).
+        let n = a.rewards.len();
+        let parent = demos[..2]
+            .iter()
+            .find(|d| d.rewards.len() >= n && f(&d.actions[0]).ends_with(&f(&a.actions[0])) && d.rewards.ends_with(&a.rewards))
+            .expect("an augmented trajectory continues one of the demos");
+        let j = parent.rewards.len() - n;
+        let (start, parent_obs) = (&f(&a.obs[3])[..5], f(&parent.obs[3]));
+        assert!((start[4] - j as f32 / 10.0).abs() < 1e-6, "starts at keyframe {j}: time {}", start[4]);
+        assert_ne!(&start[..3], &parent_obs[5 * j..5 * j + 3], "a start state between keyframes");
+        assert_eq!(&f(&a.obs[3])[5..], &parent_obs[5 * (j + 1)..], "then the demo's own keyframe states");
+    }
+    let mut plain = env(vec![task("window-close")], 1, "point_clouds = false\naction_mode = \"keyframe\"\ndemo_augmentation = 0");
+    assert_eq!(plain.demos(task("window-close"), 2, 0).unwrap().len(), 2);
 }
 
 /// The keyframe demos' replay rate over ML10's training tasks plus six more (16 tasks, 10
@@ -221,7 +239,7 @@ fn keyframe_replay_rate() {
     ];
     let (mut kept, mut total, mut weakest) = (0, 0, (usize::MAX, ""));
     for name in names {
-        let mut e = env(vec![task(name)], 1, "cameras = []\naction_mode = \"keyframe\"");
+        let mut e = env(vec![task(name)], 1, "cameras = []\naction_mode = \"keyframe\"\ndemo_augmentation = 0");
         let demos = e.demos(task(name), 10, 0).unwrap();
         eprintln!("{name}: {} of 10 keyframe demos kept, {:?} keyframes", demos.len(), demos.iter().map(|d| d.rewards.len()).collect::<Vec<_>>());
         for d in &demos {

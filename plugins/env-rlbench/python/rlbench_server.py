@@ -249,7 +249,8 @@ class Server:
         """`episodes` demonstrations of task k, each on a variation drawn from (seed, task), as
         C2F-ARM's keyframe transitions: observations at step 0 and at each keyframe, the
         action at a keyframe being its gripper pose (unit quaternion, w >= 0, as C2F-ARM
-        writes it) and gripper opening, reward 1 on the last."""
+        writes it) and gripper opening, reward 1 on the last. Then the augmented trajectories
+        of all of them (`augmented` counts them)."""
         task = self.use_task(k)
         rng = np.random.default_rng([seed, k, 1 << 20])
         np.random.seed(int(rng.integers(2**32)))
@@ -261,19 +262,14 @@ class Server:
             # episodes of dataset_root/<task>/variation<v>/episodes/, chosen (without repeats)
             # with numpy's global generator.
             raw += list(task.get_demos(variations.count(v), live_demos=not self.cfg["dataset_root"]))
-        lengths, frames, arrays, dropped = [], [], [], 0
-        for demo in raw:
-            obs = [demo[i] for i in range(len(demo))]
-            keys = keyframes([o.gripper_open for o in obs], [o.joint_velocities for o in obs])
-            if not keys:
-                dropped += 1
-                continue
-            d = len(lengths)
-            lengths.append(len(keys))
-            frames.append(keys)
-            seen = [obs[0]] + [obs[i] for i in keys]
-            stacked = [self.parts(o, j) for j, o in enumerate(seen)]
-            arrays += [(f"d{d}_part{i}", np.stack([s[i] for s in stacked])) for i in range(len(stacked[0]))]
+        lengths, frames, arrays, dropped, extra = [], [], [], 0, []
+        every = self.cfg.get("demo_augmentation", 0)
+
+        def trajectory(obs, start, keys, done):
+            """obs[start] (after `done` keyframes), then the keyframes `keys`: the name-less
+            arrays of one trajectory and its length."""
+            seen = [self.parts(obs[start], done)] + [self.parts(obs[i], done + 1 + j) for j, i in enumerate(keys)]
+            out = [(f"part{i}", np.stack([s[i] for s in seen])) for i in range(len(seen[0]))]
             poses, grips = [], []
             for i in keys:
                 p = np.asarray(obs[i].gripper_pose, dtype=np.float64).reshape(7).copy()
@@ -283,12 +279,30 @@ class Server:
                 grips.append(int(obs[i].gripper_open))
             rewards = np.zeros(len(keys), dtype=np.float32)
             rewards[-1] = 1.0
-            arrays += [
-                (f"d{d}_pose", np.array(poses, dtype=np.float32)),
-                (f"d{d}_gripper", np.array(grips, dtype=np.int32)),
-                (f"d{d}_rewards", rewards),
-            ]
-        return {"lengths": lengths, "keyframes": frames, "steps": [len(d) for d in raw], "dropped": dropped}, arrays
+            out += [("pose", np.array(poses, dtype=np.float32)), ("gripper", np.array(grips, dtype=np.int32)), ("rewards", rewards)]
+            return out, len(keys)
+
+        for demo in raw:
+            obs = [demo[i] for i in range(len(demo))]
+            keys = keyframes([o.gripper_open for o in obs], [o.joint_velocities for o in obs])
+            if not keys:
+                dropped += 1
+                continue
+            frames.append(keys)
+            one, n = trajectory(obs, 0, keys, 0)
+            arrays += [(f"d{len(lengths)}_{name}", v) for name, v in one]
+            lengths.append(n)
+            # C2F-ARM's demo augmentation: every `every`-th step before the last keyframe is
+            # also a start state, leading through the keyframes after it (a keyframe's own
+            # step is already a state of the demo).
+            for start in range(every, keys[-1], every) if every else []:
+                if start not in keys:
+                    ahead = [k for k in keys if k > start]
+                    extra.append(trajectory(obs, start, ahead, len(keys) - len(ahead)))
+        for one, n in extra:
+            arrays += [(f"d{len(lengths)}_{name}", v) for name, v in one]
+            lengths.append(n)
+        return {"lengths": lengths, "keyframes": frames, "steps": [len(d) for d in raw], "dropped": dropped, "augmented": len(extra)}, arrays
 
     def handle(self, op, h, a):
         if op == "probe":

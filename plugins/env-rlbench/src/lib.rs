@@ -87,6 +87,9 @@ pub struct Config {
     /// Seconds to wait for any answer of a server before it is killed (launching CoppeliaSim,
     /// planning, and live demos take a while).
     pub timeout_s: f64,
+    /// C2F-ARM's demo augmentation: every this many steps of a demo (before its last
+    /// keyframe) is also a start state, leading through the keyframes after it (0: none).
+    pub demo_augmentation: u32,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             coppeliasim_root: None,
             display: None,
             timeout_s: 600.0,
+            demo_augmentation: 10,
         }
     }
 }
@@ -152,7 +156,10 @@ impl Config {
 
     /// What a server is told.
     fn server_config(&self) -> Value {
-        json!({"cameras": self.cameras, "size": self.size, "max_steps": self.max_steps, "dataset_root": self.dataset_root})
+        json!({
+            "cameras": self.cameras, "size": self.size, "max_steps": self.max_steps, "dataset_root": self.dataset_root,
+            "demo_augmentation": self.demo_augmentation,
+        })
     }
 
     /// The servers' extra environment variables.
@@ -341,6 +348,10 @@ impl Env for RlBench {
             log::warn!("rlbench: {dropped} of {episodes} demonstrations of '{name}' had no keyframe and were dropped");
         }
         log::debug!("rlbench: demonstrations of '{name}': steps {:?}, keyframes {:?}", reply.fields.get("steps"), reply.fields.get("keyframes"));
+        let augmented = reply.fields.get("augmented").and_then(Value::as_u64).unwrap_or(0);
+        if augmented > 0 {
+            log::info!("rlbench: {} demos of '{name}' and {augmented} augmented trajectories", lengths.len() as u64 - augmented);
+        }
         let mut out = Vec::new();
         for (d, &len) in lengths.iter().enumerate() {
             let obs = parts::demo_obs("rlbench", &self.obs, &reply, d, len)?;

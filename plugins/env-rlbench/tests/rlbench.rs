@@ -441,6 +441,23 @@ fn demos_become_keyframe_transitions() {
 }
 
 #[test]
+fn demo_augmentation_adds_later_start_states() {
+    // The stand-in's demo (keyframes 3, 6, 10, 14, 19) with a start every 4 steps: steps 4, 8,
+    // 12 and 16, after 1, 2, 3 and 4 keyframes, each leading through the keyframes after it.
+    let mut e = open(vec![task("open_drawer")], 1, "cameras = [\"front\"]\nsize = 16\ndemo_augmentation = 4");
+    let demos = e.demos(task("open_drawer"), 1, 9).unwrap();
+    assert_eq!(demos.iter().map(|d| d.rewards.len()).collect::<Vec<_>>(), [5, 4, 3, 2, 1]);
+    let pose = |d: &Trajectory| d.actions[0].as_ref().f32().unwrap().to_vec();
+    for (a, (start, done)) in demos[1..].iter().zip([(4u8, 1u32), (8, 2), (12, 3), (16, 4)]) {
+        assert!(pose(&demos[0]).ends_with(&pose(a)) && demos[0].rewards.ends_with(&a.rewards), "the demo's later keyframes");
+        let (rgb, low) = (a.obs[0].as_ref().u8().unwrap(), a.obs[4].as_ref().f32().unwrap());
+        assert_eq!(rgb[2], start, "starts at step {start}");
+        assert!((low[10] - time(done, 10)).abs() < 1e-6, "after {done} keyframes");
+        assert!((low[11 + 10] - time(done + 1, 10)).abs() < 1e-6);
+    }
+}
+
+#[test]
 fn stored_demos_come_from_the_dataset_root() {
     // RLBench's layout: <root>/<task>/variation<v>/episodes/episode<k>/ (the stand-in reads
     // only the folder names; its stored demos have y = 0.5 and z = 1 + k / 1000).
