@@ -489,8 +489,20 @@ fn describe(status: ExitStatus, log: &Path) -> String {
     }
     let code = status.code().map_or("?".to_string(), |c| c.to_string());
     match last_error_line(log) {
-        Some(msg) => format!("exit code {code}: {msg}"),
+        Some(msg) => format!("exit code {code}: {}", shorten(&msg, REASON_CHARS)),
         None => format!("exit code {code}"),
+    }
+}
+
+/// A failed unit's reason is cut to this many characters in its one-line summary (a panic of
+/// libtorch carries its whole C++ backtrace); the log holds all of it.
+const REASON_CHARS: usize = 400;
+
+/// `msg` cut to `max` characters, with a mark saying so.
+fn shorten(msg: &str, max: usize) -> String {
+    match msg.char_indices().nth(max) {
+        Some((at, _)) => format!("{} … (cut; the whole message is in its log)", &msg[..at]),
+        None => msg.to_string(),
     }
 }
 
@@ -533,6 +545,17 @@ fn last_error_line(log: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_reasons_are_cut_to_their_start() {
+        assert_eq!(shorten("short", 10), "short");
+        let long = format!("Torch(\"element 0 of tensors does not require grad{}\")", "\\nframe #1: ".repeat(100));
+        let cut = shorten(&long, 60);
+        assert!(cut.starts_with("Torch(\"element 0 of tensors does not require grad") && cut.ends_with("whole message is in its log)"), "{cut}");
+        assert!(cut.chars().count() < 110);
+        // Never inside a character.
+        assert_eq!(shorten("ééé", 2), "éé … (cut; the whole message is in its log)");
+    }
 
     fn task(id: &str, needs: Option<usize>) -> Task {
         Task { id: id.to_string(), name: format!("unit {id}"), needs, budget: 1 }

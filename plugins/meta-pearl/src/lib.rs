@@ -151,8 +151,11 @@ impl State {
         let z = post.sample(&eps);
         let plan = UpdatePlan { context: to_vec_f32(&z).into(), want_context_grad: true, ..plan.clone() };
         let mut stats = driver::update(algo, &plan)?;
-        if stats.grad_steps == 0 {
-            return Ok(stats); // nothing sampleable yet: no encoder step either
+        // Nothing sampleable yet, or no task of the plan has a context yet (each z then comes
+        // from the prior, which has no parameters: with demos recorded first, the first plans
+        // name tasks the env has not played): no encoder step.
+        if stats.grad_steps == 0 || !z.requires_grad() {
+            return Ok(stats);
         }
         let kl_weight = self.cfg.kl_weight;
         let net = self.net()?;
@@ -545,6 +548,22 @@ mod tests {
         let want_kl: f64 = (0..LATENT).map(|j| 0.5 * (var[j] as f64 + (mu[j] as f64).powi(2) - 1.0 - (var[j] as f64).ln())).sum();
         assert!((post.kl().double_value(&[0]) - want_kl).abs() < 1e-5);
         assert_eq!(to_vec_f32(&Posterior::prior(1, 3, Device::Cpu).kl()), vec![0.0]);
+    }
+
+    /// Demos recorded first make plans over tasks without any context (their rows are the
+    /// prior's): the algo learns, the encoder takes no step (found by the manipulation study,
+    /// where this panicked in `backward`).
+    #[test]
+    fn an_update_over_tasks_without_contexts_leaves_the_encoder_alone() {
+        let raw: Config = parse_config("pearl", "hidden = 16\nlatent_dim = 3").unwrap();
+        let mut st = State { cfg: Settings::from_config(&raw).unwrap(), device: Device::Cpu, init_seed: 4, rng: SeedStream::new(4), net: None, updates: 0 };
+        let spec = EnvSpec { obs: ObsSpace::vector(2), action: ActionSpace::discrete(2), num_envs: 2, max_episode_steps: 0, caps: Caps::NONE };
+        let before: Vec<Vec<f32>> = st.ensure(&spec).unwrap().encoder.params.iter().map(|p| to_vec_f32(&p.t)).collect();
+        let mut algo = fixture_algo();
+        let stats = st.update(&mut algo, &UpdatePlan::off_policy(vec![0, 1], 1, 1)).unwrap();
+        assert_eq!((stats.grad_steps, st.updates), (1, 0), "the algo stepped, the encoder did not");
+        let after: Vec<Vec<f32>> = st.net().unwrap().encoder.params.iter().map(|p| to_vec_f32(&p.t)).collect();
+        assert_eq!(before, after);
     }
 
     fn pearl(config: &str, seed: u64) -> Box<dyn Meta> {
