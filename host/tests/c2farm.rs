@@ -1,7 +1,8 @@
-//! C2F-ARM on Meta-World through `metarl run`: MT pretraining with demos, then fine-tuning
-//! with and without the training tasks' replay; a `kill -9` after the pretraining's checkpoint
+//! C2F-ARM on Meta-World through `metarl run`: MT and PEARL pretraining with demos (PEARL's
+//! first updates then plan over tasks it has no context of), then fine-tuning with and
+//! without the training tasks' replay; a `kill -9` after the first pretraining's checkpoint
 //! (which holds the replay) and `--resume` give an uninterrupted run's files. A small network
-//! on a 16 px camera and a few dozen keyframe steps: the plumbing, not learning
+//! on a 32 px camera (PEARL's encoder needs 25) and a few dozen keyframe steps: the plumbing, not learning
 //! (`benches/c2farm-learning.sh` checks that).
 
 mod common;
@@ -14,6 +15,7 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
         ("metaworld", "env", "metarl-env-metaworld"),
         ("c2farm", "algo", "metarl-algo-c2farm"),
         ("mt", "meta", "metarl-meta-mt"),
+        ("pearl", "meta", "metarl-meta-pearl"),
     ])
 }
 
@@ -27,7 +29,7 @@ plugin = "metaworld"
 train = "metaworld:reach,push"
 test = "metaworld:button-press-topdown"
 leakage = "off"
-config = { action_mode = "keyframe", cameras = ["corner"], size = 16 }
+config = { action_mode = "keyframe", cameras = ["corner"], size = 32 }
 
 [algo]
 plugin = "c2farm"
@@ -54,6 +56,11 @@ label = "MT with the training tasks"
 meta = "mt"
 pretrained_as = "MT"
 config = { fine_tune = "with-training-tasks" }
+
+[[method]]
+label = "PEARL"
+meta = "pearl"
+config = { latent_dim = 4, hidden = 16, context_size = 2, context_window = 4 }
 "#;
 
 #[test]
@@ -74,5 +81,5 @@ fn c2farm_pretrains_fine_tunes_and_resumes_after_kill_9_exactly() {
         .collect();
     assert!(joint.iter().any(|v| v["loss"].is_number()), "the joint fine-tuning updated: {joint:?}");
     let curves: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(a.join("success-curves.json")).unwrap()).unwrap();
-    assert_eq!(curves.len(), 2, "{curves:?}");
+    assert_eq!(curves.len(), 3, "{curves:?}");
 }
