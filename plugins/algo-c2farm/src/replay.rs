@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use metarl_plugin_api::types::PluginError;
 use metarl_plugin_kit::bytes::{Reader, Writer};
+use metarl_tch_common::replay::{renumber_live, SumTree};
 
 use crate::spaces::{AgentAction, Cloud};
 
@@ -69,48 +70,6 @@ impl Store {
     }
     fn live(&self, id: u32) -> Option<&Cloud> {
         (id != NONE && self.refs.get(id as usize).is_some_and(|&r| r > 0)).then(|| &self.clouds[id as usize])
-    }
-}
-
-/// A sum tree over `capacity` leaves, each node recomputed from its children.
-#[derive(Debug, Clone)]
-struct SumTree {
-    size: usize,
-    nodes: Vec<f64>,
-}
-
-impl SumTree {
-    fn new(capacity: usize) -> Self {
-        let size = capacity.next_power_of_two().max(1);
-        SumTree { size, nodes: vec![0.0; 2 * size] }
-    }
-    fn set(&mut self, i: usize, p: f64) {
-        let mut at = self.size + i;
-        self.nodes[at] = p;
-        while at > 1 {
-            at /= 2;
-            self.nodes[at] = self.nodes[2 * at] + self.nodes[2 * at + 1];
-        }
-    }
-    fn get(&self, i: usize) -> f64 {
-        self.nodes[self.size + i]
-    }
-    fn total(&self) -> f64 {
-        self.nodes[1]
-    }
-    /// The leaf where the running sum passes `v`; never a zero leaf while the total is positive.
-    fn find(&self, mut v: f64) -> usize {
-        let mut at = 1;
-        while at < self.size {
-            let (l, r) = (self.nodes[2 * at], self.nodes[2 * at + 1]);
-            if v < l || r <= 0.0 {
-                at *= 2;
-            } else {
-                v -= l;
-                at = 2 * at + 1;
-            }
-        }
-        at - self.size
     }
 }
 
@@ -213,19 +172,9 @@ impl TaskBuffer {
 
     /// `count` slots drawn proportionally to priority, one per equal segment of the total,
     /// with `u` giving uniforms in [0, 1), and their weights `(N P(i))^-β / max`.
-    pub fn sample(&self, count: usize, beta: f64, mut u: impl FnMut() -> f64) -> Vec<Sample<'_>> {
-        let total = self.tree.total();
-        let segment = total / count as f64;
-        let n = self.len() as f64;
-        let picks: Vec<(usize, f64)> = (0..count)
-            .map(|j| {
-                let v = ((j as f64 + u()) * segment).min(total * (1.0 - f64::EPSILON));
-                let slot = self.tree.find(v);
-                (slot, (n * self.tree.get(slot) / total).powf(-beta))
-            })
-            .collect();
-        let max = picks.iter().map(|p| p.1).fold(0.0, f64::max);
-        picks
+    pub fn sample(&self, count: usize, beta: f64, u: impl FnMut() -> f64) -> Vec<Sample<'_>> {
+        self.tree
+            .stratified(count, self.len(), beta, u)
             .into_iter()
             .map(|(slot, w)| {
                 let s = &self.slots[slot];
@@ -237,7 +186,7 @@ impl TaskBuffer {
                     reward: s.reward,
                     context: &s.context,
                     shifts: &s.shifts,
-                    weight: (w / max) as f32,
+                    weight: w as f32,
                 }
             })
             .collect()
@@ -271,14 +220,7 @@ impl TaskBuffer {
         w.u64(self.next_seq);
         w.f64(self.max_priority);
         // Live observations only, renumbered in id order.
-        let mut remap = vec![NONE; self.store.refs.len()];
-        let mut live = 0u32;
-        for (id, &r) in self.store.refs.iter().enumerate() {
-            if r > 0 {
-                remap[id] = live;
-                live += 1;
-            }
-        }
+        let (remap, live) = renumber_live(&self.store.refs);
         w.u64(live as u64);
         for (id, &r) in self.store.refs.iter().enumerate() {
             if r > 0 {

@@ -26,6 +26,8 @@ use std::collections::VecDeque;
 
 use metarl_plugin_api::types::PluginError;
 
+use metarl_tch_common::replay::{renumber_live, SumTree};
+
 use crate::checkpoint::{Reader, Writer};
 
 /// An absent frame id.
@@ -85,53 +87,6 @@ impl Frames {
     /// Frames currently referenced.
     pub fn live(&self) -> usize {
         self.refs.len() - self.free.len()
-    }
-}
-
-/// A sum tree over `capacity` leaves.
-#[derive(Debug, Clone)]
-pub struct SumTree {
-    size: usize,
-    nodes: Vec<f64>,
-}
-
-impl SumTree {
-    /// All leaves zero.
-    pub fn new(capacity: usize) -> Self {
-        let size = capacity.next_power_of_two().max(1);
-        SumTree { size, nodes: vec![0.0; 2 * size] }
-    }
-    /// Sets leaf `i` and recomputes its ancestors from their children.
-    pub fn set(&mut self, i: usize, p: f64) {
-        let mut at = self.size + i;
-        self.nodes[at] = p;
-        while at > 1 {
-            at /= 2;
-            self.nodes[at] = self.nodes[2 * at] + self.nodes[2 * at + 1];
-        }
-    }
-    /// Leaf `i`.
-    pub fn get(&self, i: usize) -> f64 {
-        self.nodes[self.size + i]
-    }
-    /// Sum of all leaves.
-    pub fn total(&self) -> f64 {
-        self.nodes[1]
-    }
-    /// The leaf where the running sum passes `v` (`0 <= v < total`); never a zero leaf while
-    /// the total is positive, even where rounding puts `v` at the very end.
-    pub fn find(&self, mut v: f64) -> usize {
-        let mut at = 1;
-        while at < self.size {
-            let (l, r) = (self.nodes[2 * at], self.nodes[2 * at + 1]);
-            if v < l || r <= 0.0 {
-                at *= 2;
-            } else {
-                v -= l;
-                at = 2 * at + 1;
-            }
-        }
-        at - self.size
     }
 }
 
@@ -448,21 +403,8 @@ impl TaskBuffer {
     /// `count` slots drawn proportionally to priority, one per equal segment of the total
     /// (Kaixhin's stratified sampling), with `u` giving uniforms in [0, 1); their
     /// importance weights `(N P(i))^-β` divided by the largest.
-    pub fn sample(&self, count: usize, beta: f64, mut u: impl FnMut() -> f64) -> Vec<(usize, f32)> {
-        let total = self.tree.total();
-        let segment = total / count as f64;
-        let n = self.len() as f64;
-        let mut out: Vec<(usize, f64)> = (0..count)
-            .map(|j| {
-                let v = ((j as f64 + u()) * segment).min(total * (1.0 - f64::EPSILON));
-                let slot = self.tree.find(v);
-                let p = self.tree.get(slot) / total;
-                (slot, (n * p).powf(-beta))
-            })
-            .collect();
-        let max = out.iter().map(|s| s.1).fold(0.0, f64::max);
-        out.iter_mut().for_each(|s| s.1 /= max);
-        out.into_iter().map(|(s, w)| (s, w as f32)).collect()
+    pub fn sample(&self, count: usize, beta: f64, u: impl FnMut() -> f64) -> Vec<(usize, f32)> {
+        self.tree.stratified(count, self.len(), beta, u).into_iter().map(|(s, w)| (s, w as f32)).collect()
     }
 
     /// Sets a slot's priority to `p^ω` (a tiny floor keeps it sampleable).
@@ -478,14 +420,7 @@ impl TaskBuffer {
         w.u64(self.next_seq);
         w.f64(self.max_priority);
         // Live frames only, renumbered in id order.
-        let mut remap = vec![NONE; self.frames.refs.len()];
-        let mut live = 0u32;
-        for (id, &r) in self.frames.refs.iter().enumerate() {
-            if r > 0 {
-                remap[id] = live;
-                live += 1;
-            }
-        }
+        let (remap, live) = renumber_live(&self.frames.refs);
         w.u64(live as u64);
         for (id, &r) in self.frames.refs.iter().enumerate() {
             if r > 0 {
@@ -767,21 +702,6 @@ mod tests {
 
     fn row<'a>(obs: &'a [u8], next: &'a [u8], reward: f32, term: bool, trunc: bool, fin: Option<&'a [u8]>) -> Row<'a> {
         Row { lane: 0, task: 0, obs, action: 1, reward, terminated: term, truncated: trunc, next_obs: next, final_obs: fin, context: &[] }
-    }
-
-    #[test]
-    fn sum_tree_samples_proportionally_and_never_a_zero_leaf() {
-        let mut t = SumTree::new(5);
-        for (i, p) in [1.0, 0.0, 3.0, 0.0, 4.0].into_iter().enumerate() {
-            t.set(i, p);
-        }
-        assert_eq!(t.total(), 8.0);
-        // Running sums: [0,1) -> 0, [1,4) -> 2, [4,8) -> 4.
-        assert_eq!([0.0, 0.99, 1.0, 3.99, 4.0, 7.99].map(|v| t.find(v)), [0, 0, 2, 2, 4, 4]);
-        assert_eq!(t.find(8.0), 4, "a value at the very end still lands on a non-zero leaf");
-        t.set(4, 0.0);
-        assert_eq!(t.total(), 4.0);
-        assert_eq!(t.find(3.99999), 2);
     }
 
     #[test]

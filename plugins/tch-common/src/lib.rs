@@ -1,7 +1,8 @@
-//! What metarl's libtorch algo plugins (`algo-ppo`, `algo-rainbow`) share: a network's
-//! parameters as a named list ([`Param`]) with flat-vector views for `params`/`set_params`,
-//! Adam with its state in the open for exact resume ([`adam::Adam`]), and the device an
-//! `AlgoRequest` names ([`parse_device`]).
+//! What metarl's libtorch algo plugins (`algo-ppo`, `algo-rainbow`, `algo-c2farm`) share: a
+//! network's parameters as a named list ([`Param`]) with flat-vector views for
+//! `params`/`set_params`, Adam with its state in the open for exact resume ([`adam::Adam`]),
+//! the device an `AlgoRequest` names ([`parse_device`]), and the sum tree and id renumbering of
+//! prioritised replay ([`replay`]).
 //!
 //! It is compiled into each plugin that uses it (an rlib, not a plugin) and nothing in it
 //! crosses the plugin boundary, so it is no contract: third-party plugins need none of it.
@@ -9,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod adam;
+pub mod replay;
 
 use tch::{Device, Kind, Tensor};
 
