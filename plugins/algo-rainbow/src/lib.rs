@@ -42,8 +42,12 @@
 //!   follow (Kaixhin's order: reset noise, act, learn); the target net's noise is redrawn at
 //!   every gradient step. `deterministic` acts with the noise off (μ weights only) and draws
 //!   nothing, so evaluations leave training's random streams untouched.
-//! - **Fine-tuning (`on_load`).** A host unit is atomic (a resume re-runs whole units), so
-//!   the host calls `load` only to start adaptation from a pretraining checkpoint. With
+//! - **Fine-tuning (`on_load`).** The host calls `load` to start adaptation from a pretraining
+//!   checkpoint, and (plugin-api 0.2.4) to continue a unit from its mid-phase checkpoint,
+//!   which `load` cannot tell apart. **Known gap:** with `on_load = "finetune"` the second
+//!   kind is taken as the first too, so a unit continued from its mid-phase checkpoint goes
+//!   on as a fresh fine-tuning of the checkpoint's weights (empty replay, fresh Adam and
+//!   counters), pretraining units included; `--restart-unfinished` avoids it. With
 //!   `on_load = "resume"` (`der`) `load` restores everything and the run continues exactly.
 //!   With `on_load = "finetune"` (`study-pretrain`) `load` does what the study's fine-tuning
 //!   runs do (`main_mt.py --model ... --reset_sigmas`): the pretrained online weights only,
