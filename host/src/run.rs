@@ -681,7 +681,7 @@ impl Runner<'_> {
                 let from_pretraining = |algo: &mut AlgoBox, meta: Option<&mut MetaBox>| -> anyhow::Result<()> {
                     let pretrain = unit.needs(plan).expect("an adaptation needs its pretraining");
                     let (a, mt) = read_checkpoint(&self.dir.checkpoint(plan, &pretrain))?;
-                    check(&self.plugins.algo.name, "load", algo.load(a.as_slice().into()))?;
+                    check(&self.plugins.algo.name, "load_pretrained", algo.load_pretrained(a.as_slice().into()))?;
                     if let Some(meta) = meta {
                         check(&plugin.name, "load", meta.load(mt.as_slice().into()))?;
                     }

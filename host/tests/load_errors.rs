@@ -67,13 +67,18 @@ fn a_panic_during_initialisation_is_caught() {
 /// Copies plugin-api (with the kit) and the env fixture into a scratch workspace kept under
 /// target/, applies `edit_api` to the copy of plugin-api, and adds `extra` members.
 fn skew_workspace(tag: &str, edit_api: impl Fn(&Path), extra: &[(&str, &str, &str)]) -> PathBuf {
+    skew_workspace_of(tag, "fixture-env", edit_api, extra)
+}
+
+/// [`skew_workspace`] with another fixture plugin (a directory of `host/tests/fixtures`).
+fn skew_workspace_of(tag: &str, fixture: &str, edit_api: impl Fn(&Path), extra: &[(&str, &str, &str)]) -> PathBuf {
     let root = root();
     let ws = target_dir().join("test-skew").join(tag);
     let _ = std::fs::remove_dir_all(ws.join("plugin-api"));
     let _ = std::fs::remove_dir_all(ws.join("fixture/src"));
     std::fs::create_dir_all(ws.join("fixture")).unwrap();
     copy_dir(&root.join("plugin-api"), &ws.join("plugin-api"));
-    copy_dir(&root.join("host/tests/fixtures/fixture-env/src"), &ws.join("fixture/src"));
+    copy_dir(&root.join(format!("host/tests/fixtures/{fixture}/src")), &ws.join("fixture/src"));
     let main_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let shared = &main_manifest[main_manifest.find("[workspace.package]").unwrap()..];
     let mut members = vec!["\"plugin-api\"".to_string(), "\"plugin-api/kit\"".to_string(), "\"fixture\"".to_string()];
@@ -88,9 +93,9 @@ fn skew_workspace(tag: &str, edit_api: impl Fn(&Path), extra: &[(&str, &str, &st
         format!("[workspace]\nresolver = \"2\"\nmembers = [{}]\n\n{shared}", members.join(", ")),
     )
     .unwrap();
-    let fixture_manifest = std::fs::read_to_string(root.join("host/tests/fixtures/fixture-env/Cargo.toml"))
+    let fixture_manifest = std::fs::read_to_string(root.join(format!("host/tests/fixtures/{fixture}/Cargo.toml")))
         .unwrap()
-        .replace("name = \"metarl-fixture-env\"", &format!("name = \"metarl-fixture-skew-{tag}\""));
+        .replace(&format!("name = \"metarl-{fixture}\""), &format!("name = \"metarl-fixture-skew-{tag}\""));
     std::fs::write(ws.join("fixture/Cargo.toml"), fixture_manifest).unwrap();
     std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     edit_api(&ws.join("plugin-api"));
@@ -286,6 +291,61 @@ fn a_plugin_of_the_previous_patch_release_does_not_break_the_up_to_date_plugins_
     let o = metarl(&reg, &["plugins", "check"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("3 plugins ok, 0 failed"), "{}", stdout(&o));
+}
+
+#[test]
+fn an_algo_built_against_0_2_4_starts_adaptation_with_its_load() {
+    // plugin-api as it was in 0.2.4: `AlgoFfi` without 0.2.5's `load_pretrained`. The host
+    // then gets the default body, the plugin's `load`, which is what hosts before 0.2.5 called.
+    let ws = skew_workspace_of(
+        "algo_v0_2_4",
+        "fixture-algo",
+        |api| {
+            edit(&api.join("Cargo.toml"), &format!("version = \"{API_VERSION}\""), "version = \"0.2.4\"");
+            let algo = api.join("src/algo.rs");
+            let text = std::fs::read_to_string(&algo).unwrap();
+            let start = text.find("    /// Added in 0.2.5: see [`Algo::load_pretrained`]").expect("the FFI method");
+            let tail = "        self.load(bytes)\n    }\n";
+            let end = start + text[start..].find(tail).expect("its body") + tail.len();
+            std::fs::write(&algo, format!("{}{}", &text[..start], &text[end..])).unwrap();
+            edit(
+                &algo,
+                "    fn load_pretrained(&mut self, bytes: RSlice<'_, u8>) -> PResult<()> {\n        let inner = &mut self.inner;\n        \
+                 guard(&self.poisoned, \"load_pretrained\", || inner.load_pretrained(bytes.as_slice()))\n    }\n",
+                "",
+            );
+        },
+        &[],
+    );
+    let lib = build_in(&ws, "metarl-fixture-skew-algo_v0_2_4").join("libmetarl_fixture_skew_algo_v0_2_4.so");
+    let text = [entry("gridworld", "env", &plugin("metarl-env-gridworld")), entry("mt", "meta", &plugin("metarl-meta-mt")), entry("old", "algo", &lib)]
+        .join("\n");
+    let (d, reg) = registry(&text);
+    let exp = d.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        "seeds = [0]\nnum_envs = 4\n[env]\nplugin = \"gridworld\"\ntrain = \"gridworld:0..12\"\ntest = \"gridworld:12\"\n\
+         [algo]\nplugin = \"old\"\nconfig = { update_adds = 1.0 }\n[pretrain]\nenv_steps = 400\n\
+         [adapt]\nenv_steps = 64\neval_every = 64\neval_episodes = 4\n[[method]]\nlabel = \"MT\"\nmeta = \"mt\"\n",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let o = metarl(&reg, &["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The fixture adds 1 to each parameter per update: the adaptation's first update starts
+    // from the pretrained value, so its `load` ran.
+    let param0 = |unit: &str| -> Vec<f64> {
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["unit"] == unit)
+            .filter_map(|v| v["param0"].as_f64())
+            .collect()
+    };
+    let pretrained = *param0("pretrain/12 train tasks/MT/seed 0").last().unwrap();
+    assert!(pretrained >= 10.0, "{pretrained}");
+    assert_eq!(param0("adapt/12 train tasks/MT/seed 0/12")[0], pretrained + 1.0);
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn algo_request(config: &str) -> AlgoRequest {
 fn algo_panics_are_caught_in_every_call() {
     let p = load("metarl-fixture-algo", "fx-algo", "algo");
     assert_panicked(p.new_algo(&algo_request(&panic_config("new_algo"))), "fx-algo", "new_algo");
-    let calls = ["info", "act", "record", "update", "params", "set_params", "save", "load", "reset_heads", "clear"];
+    let calls = ["info", "act", "record", "update", "params", "set_params", "save", "load", "reset_heads", "clear", "load_pretrained"];
     for call in calls {
         let mut algo = p.new_algo(&algo_request(&panic_config(call))).unwrap();
         let obs = [0f32; 4];
@@ -146,6 +146,7 @@ fn algo_panics_are_caught_in_every_call() {
             "save" => check("fx-algo", "save", algo.save()).map(drop),
             "load" => check("fx-algo", "load", algo.load(RSlice::from_slice(&[0u8; 32]))),
             "reset_heads" => check("fx-algo", "reset_heads", algo.reset_heads(0)),
+            "load_pretrained" => check("fx-algo", "load_pretrained", algo.load_pretrained(RSlice::from_slice(&[0u8; 32]))),
             _ => check("fx-algo", "clear", algo.clear()),
         };
         assert_panicked(res, "fx-algo", call);

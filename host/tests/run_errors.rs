@@ -217,6 +217,24 @@ fn adaptation_starts_from_the_checkpoint_and_reset_heads_reinitialises_the_heads
     }
 }
 
+#[test]
+fn adaptation_starts_through_load_pretrained() {
+    // plugin-api 0.2.5: the host starts an adaptation with `load_pretrained`, not `load` (which
+    // only continues a unit from its own checkpoint). The fixture panics in it when asked:
+    // pretraining is unharmed and every adaptation fails naming the call.
+    let (d, reg) = setup();
+    let text = GOOD.replace("seeds = [0, 1]", "seeds = [0]").replace("plugin = \"const\"", "plugin = \"const\"\nconfig = { panic_in = \"load_pretrained\" }");
+    let o = run_exp(d.path(), &reg, &text, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("plugin 'const': load_pretrained failed: panicked"), "{err}");
+    assert!(err.contains("2 of 5 units failed"), "{err}");
+    let units: Vec<String> =
+        std::fs::read_dir(d.path().join("out/units")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(units.iter().any(|u| u.starts_with("pretrain-")), "{units:?}");
+    assert!(!units.iter().any(|u| u.starts_with("adapt-")), "{units:?}");
+}
+
 fn assert_refused(text: &str, needles: &[&str]) {
     let (d, reg) = setup();
     let o = run_exp(d.path(), &reg, text, &[]);

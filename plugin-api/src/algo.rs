@@ -260,12 +260,21 @@ pub trait Algo: Send + 'static {
     fn set_params(&mut self, params: &[f32]) -> Result<(), PluginError>;
     /// Serializes weights, optimizer state and anything needed to resume exactly.
     fn save(&self) -> Result<Vec<u8>, PluginError>;
-    /// Restores what [`Algo::save`] produced.
+    /// Restores what [`Algo::save`] produced, exactly: the host calls it to continue a unit
+    /// from its own mid-phase checkpoint, and the run must go on as if never stopped.
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError>;
     /// Re-initialises the policy and value heads, keeping the encoder.
     fn reset_heads(&mut self, seed: u64) -> Result<(), PluginError>;
     /// Drops recorded data (rollouts or replay buffers).
     fn clear(&mut self) -> Result<(), PluginError>;
+    /// Starts adaptation from a pretraining checkpoint (what [`Algo::save`] wrote at the end
+    /// of pretraining). The host calls this, not [`Algo::load`], when an adaptation unit
+    /// begins, then [`Algo::reset_heads`] if the experiment asks. An algo whose fine-tuning
+    /// differs from carrying on (a fresh optimiser, a restarted exploration schedule, an
+    /// emptied replay) does that here; the default carries on, as `load` does.
+    fn load_pretrained(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        self.load(bytes)
+    }
 }
 
 /// The FFI-safe form of [`Algo`]. Methods added in later 0.2.x versions come after the last
@@ -293,6 +302,11 @@ pub trait AlgoFfi: Send {
     /// See [`Algo::clear`].
     #[sabi(last_prefix_field)]
     fn clear(&mut self) -> PResult<()>;
+    /// Added in 0.2.5: see [`Algo::load_pretrained`]. A plugin built before 0.2.5 answers
+    /// with this default body, its `load`, which is what hosts before 0.2.5 called.
+    fn load_pretrained(&mut self, bytes: RSlice<'_, u8>) -> PResult<()> {
+        self.load(bytes)
+    }
 }
 
 /// An owned algo handle that can cross the boundary.
@@ -346,5 +360,9 @@ impl AlgoFfi for GuardedAlgo {
     fn clear(&mut self) -> PResult<()> {
         let inner = &mut self.inner;
         guard(&self.poisoned, "clear", || inner.clear())
+    }
+    fn load_pretrained(&mut self, bytes: RSlice<'_, u8>) -> PResult<()> {
+        let inner = &mut self.inner;
+        guard(&self.poisoned, "load_pretrained", || inner.load_pretrained(bytes.as_slice()))
     }
 }

@@ -10,7 +10,7 @@ use metarl_tch_common::{flat_params, param_count, set_flat_params, to_vec_f32};
 use tch::{Device, Kind, Tensor};
 
 use crate::c2f::Bounds;
-use crate::config::Config;
+use crate::config::{AdaptExploration, Config};
 use crate::learn::{self, argmax_rot_grip, argmax_voxel, Batch, Level, LevelBatch};
 use crate::net::{QNet, Shape};
 use crate::replay::{Replay, Row};
@@ -132,6 +132,11 @@ impl C2fArmAgent {
     /// The coarse-to-fine geometry.
     pub fn geometry(&self) -> Geometry {
         self.geo
+    }
+
+    /// The exploration rate a training `act` would use now.
+    pub fn epsilon(&self) -> f64 {
+        self.cfg.epsilon(self.acted)
     }
 
     /// Gradient steps taken.
@@ -597,6 +602,41 @@ impl Algo for C2fArmAgent {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        self.restore(bytes, false)
+    }
+
+    /// Everything `load` restores, then the ε schedule from its start unless
+    /// `adapt_exploration = "continue"`. A checkpoint saved without its replay starts the
+    /// adaptation with an empty one.
+    fn load_pretrained(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        self.restore(bytes, true)?;
+        if self.cfg.adapt_exploration == AdaptExploration::Restart {
+            self.acted = 0;
+        }
+        Ok(())
+    }
+
+    fn reset_heads(&mut self, seed: u64) -> Result<(), PluginError> {
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            l.online.reset_heads(derive(seed, &format!("level {i}"))).map_err(invalid)?;
+            let Level { online, target, adam } = l;
+            target.copy_from(online);
+            // Moments accumulated for the old heads would mis-scale the new heads' first steps.
+            adam.reset_moments(&online.params, |p| p.head);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), PluginError> {
+        self.replay.clear();
+        Ok(())
+    }
+}
+
+impl C2fArmAgent {
+    /// `load`, or with `pretrained` the start of an adaptation, which also takes a checkpoint
+    /// saved without its replay.
+    fn restore(&mut self, bytes: &[u8], pretrained: bool) -> Result<(), PluginError> {
         let mut r = Reader::new(bytes, MAGIC, "c2farm")?;
         let version = r.u32()?;
         if version != VERSION {
@@ -623,8 +663,13 @@ impl Algo for C2fArmAgent {
         let mut replay = Replay::new(self.replay.capacity, self.n);
         if r.u8()? != 0 {
             replay.read(&mut r)?;
-        } else {
+        } else if pretrained {
             log::info!("c2farm: this checkpoint holds no replay (save_replay = false): the replay starts empty");
+        } else {
+            return Err(invalid(
+                "load: this checkpoint was saved without its replay (save_replay = false): it can start an adaptation \
+                 but not continue its unit exactly",
+            ));
         }
         r.finish()?;
         for (l, (online, target, step, m, v)) in self.levels.iter_mut().zip(nets) {
@@ -642,22 +687,6 @@ impl Algo for C2fArmAgent {
         self.acted = acted;
         self.updates = updates;
         self.replay = replay;
-        Ok(())
-    }
-
-    fn reset_heads(&mut self, seed: u64) -> Result<(), PluginError> {
-        for (i, l) in self.levels.iter_mut().enumerate() {
-            l.online.reset_heads(derive(seed, &format!("level {i}"))).map_err(invalid)?;
-            let Level { online, target, adam } = l;
-            target.copy_from(online);
-            // Moments accumulated for the old heads would mis-scale the new heads' first steps.
-            adam.reset_moments(&online.params, |p| p.head);
-        }
-        Ok(())
-    }
-
-    fn clear(&mut self) -> Result<(), PluginError> {
-        self.replay.clear();
         Ok(())
     }
 }

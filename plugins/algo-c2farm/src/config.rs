@@ -35,6 +35,18 @@ pub enum Target {
     AcrossLevels,
 }
 
+/// `adapt_exploration`: the ε schedule when adaptation starts from a pretraining checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdaptExploration {
+    /// Start it again from `epsilon_start`, as a new training run does (the study's
+    /// fine-tuning runs are new runs from loaded weights).
+    #[default]
+    Restart,
+    /// Carry on where pretraining left it (usually at `epsilon_end`).
+    Continue,
+}
+
 /// The config as written: every key optional, unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +109,9 @@ pub struct RawConfig {
     pub epsilon_end: Option<f64>,
     /// Env steps over which ε goes linearly from `epsilon_start` to `epsilon_end`.
     pub explore_steps: Option<u64>,
+    /// `"restart"` (default): adaptation from a pretraining checkpoint starts the ε schedule
+    /// again; `"continue"`: it goes on from pretraining's.
+    pub adapt_exploration: Option<AdaptExploration>,
     /// Standard deviation, in voxels, of Gaussian noise on each level's chosen voxel.
     pub voxel_noise: Option<f64>,
     /// Standard deviation, in bins, of Gaussian noise on the chosen rotation bins.
@@ -149,6 +164,8 @@ pub struct Config {
     pub epsilon_end: f64,
     /// ε schedule length in env steps.
     pub explore_steps: u64,
+    /// The ε schedule at the start of adaptation.
+    pub adapt_exploration: AdaptExploration,
     /// Voxel noise std.
     pub voxel_noise: f64,
     /// Rotation noise std in bins.
@@ -185,6 +202,7 @@ impl Config {
             epsilon_start: 0.1,
             epsilon_end: 0.01,
             explore_steps: 10_000,
+            adapt_exploration: AdaptExploration::Restart,
             voxel_noise: 0.0,
             rotation_noise: 0.0,
             // ARM's: shifts of up to ±0.75 × 0.15 m.
@@ -256,6 +274,7 @@ impl Config {
             epsilon_start => c.epsilon_start, |v| v;
             epsilon_end => c.epsilon_end, |v| v;
             explore_steps => c.explore_steps, |v| v;
+            adapt_exploration => c.adapt_exploration, |v| v;
             voxel_noise => c.voxel_noise, |v| v;
             rotation_noise => c.rotation_noise, |v| v;
             crop_augmentation => c.crop_augmentation, |v| v;

@@ -83,11 +83,15 @@
 //!   on z included (target parameters and the double-Q argmax held fixed), so it matches
 //!   finite differences of `grad_steps = 0` losses.
 //! - **Checkpoints** hold everything an exact resume needs: both nets and Adam per level, the
-//!   generators, counters and the replay with its priorities. A `load` continues exactly;
-//!   after a pretraining checkpoint, adaptation thus starts with the pretraining tasks'
-//!   buffers in memory (an update samples only its plan's tasks). `save_replay = false`
-//!   leaves the replay out: a pretraining checkpoint then seeds adaptation with an empty
-//!   replay, but a load of a mid-phase checkpoint is no longer an exact resume.
+//!   generators, counters and the replay with its priorities. `load` (a unit continued from
+//!   its own checkpoint) restores them all. `load_pretrained` (plugin-api 0.2.5: adaptation
+//!   starting from pretraining) restores the same and then, by default, starts the ε schedule
+//!   again, as a new training run from loaded weights does (`adapt_exploration = "continue"`
+//!   keeps pretraining's ε, which is then near `epsilon_end`); adaptation thus starts with the
+//!   pretraining tasks' buffers in memory (an update samples only its plan's tasks, and `mt`'s
+//!   `fine_tune = "with-training-tasks"` samples them). `save_replay = false` leaves the
+//!   replay out: such a checkpoint starts an adaptation with an empty replay, and `load`
+//!   refuses it, since it cannot continue a unit exactly (the host then runs the unit again).
 //! - **`cpu-small`** (measured on this 2-core machine, one thread, batch 16, 2 levels):
 //!   G = 16 with 16 kernels takes 2.0 s per update; G = 8 with replicate padding 0.29 s,
 //!   with zero padding 0.17 s. So `cpu-small` is 2 levels of 8³ (12.5 × 7.5 × 5.6 cm voxels

@@ -265,6 +265,45 @@ fn save_and_load_resume_exactly() {
 }
 
 #[test]
+fn adaptation_restarts_the_exploration_schedule_and_a_continued_unit_does_not() {
+    let eps = |a: &C2fArmAgent| (a.epsilon() * 1e6).round() / 1e6;
+    let cfg = format!("{SMALL}\nepsilon_start = 0.3\nepsilon_end = 0.05\nexplore_steps = 8");
+    let mut pre = agent(2, &cfg, 7);
+    let mut rng = SeedStream::new(8);
+    demos(&mut pre, 2, &[0, 1], &mut rng);
+    for _ in 0..5 {
+        let obs = Obs::new(&goals(2, &mut rng), &mut rng);
+        act(&mut pre, &obs, 2, false);
+    }
+    assert_eq!(eps(&pre), 0.05, "pretraining ran its schedule out");
+    let bytes = pre.save().unwrap();
+    // A unit continued from its own checkpoint goes on at pretraining's ε ...
+    let mut continued = agent(2, &cfg, 9);
+    continued.load(&bytes).unwrap();
+    assert_eq!(eps(&continued), 0.05);
+    // ... an adaptation starts the schedule again, with the pretrained weights and replay ...
+    let mut adapted = agent(2, &cfg, 9);
+    adapted.load_pretrained(&bytes).unwrap();
+    assert_eq!(eps(&adapted), 0.3);
+    assert_eq!(adapted.params().unwrap(), pre.params().unwrap());
+    assert_eq!(adapted.replay().len(), pre.replay().len());
+    // ... unless asked to keep it.
+    let mut kept = agent(2, &format!("{cfg}\nadapt_exploration = \"continue\""), 9);
+    kept.load_pretrained(&bytes).unwrap();
+    assert_eq!(eps(&kept), 0.05);
+    // Without its replay, a checkpoint starts an adaptation but continues no unit.
+    let lean = format!("{cfg}\nsave_replay = false");
+    let mut a = agent(2, &lean, 7);
+    demos(&mut a, 2, &[0, 1], &mut rng);
+    let bytes = a.save().unwrap();
+    let e = agent(2, &lean, 9).load(&bytes).unwrap_err();
+    assert!(e.message.contains("save_replay = false"), "{}", e.message);
+    let mut b = agent(2, &lean, 9);
+    b.load_pretrained(&bytes).unwrap();
+    assert!(b.replay().is_empty());
+}
+
+#[test]
 fn params_round_trip_and_reset_heads_keeps_the_encoder() {
     let mut a = agent(1, SMALL, 9);
     let p = a.params().unwrap();

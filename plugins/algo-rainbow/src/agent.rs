@@ -278,6 +278,22 @@ impl RainbowAgent {
         }
     }
 
+    /// A checkpoint's reader after its header, checked against this agent, and the online
+    /// network's parameters, which come first.
+    fn read_online<'a>(&self, bytes: &'a [u8]) -> Result<(Reader<'a>, Vec<Vec<f32>>), PluginError> {
+        let mut r = reader(bytes)?;
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(invalid(format!("load: checkpoint format {version}, this plugin reads {VERSION}")));
+        }
+        let arch = r.str()?;
+        if arch != self.arch() {
+            return Err(invalid(format!("load: checkpoint is for a different network ({arch}); this agent is {}", self.arch())));
+        }
+        let online = self.read_params(&mut r, true)?;
+        Ok((r, online))
+    }
+
     fn read_params(&self, r: &mut Reader, names: bool) -> Result<Vec<Vec<f32>>, PluginError> {
         let count = r.u32()? as usize;
         if count != self.online.params.len() {
@@ -507,31 +523,7 @@ impl Algo for RainbowAgent {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let mut r = reader(bytes)?;
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(invalid(format!("load: checkpoint format {version}, this plugin reads {VERSION}")));
-        }
-        let arch = r.str()?;
-        if arch != self.arch() {
-            return Err(invalid(format!("load: checkpoint is for a different network ({arch}); this agent is {}", self.arch())));
-        }
-        let online = self.read_params(&mut r, true)?;
-        if self.cfg.on_load == OnLoad::Finetune {
-            // The study's fine-tuning: the pretrained online weights, everything else fresh.
-            let mut ts: Vec<Tensor> = self.online.params.iter().map(|p| p.t.shallow_clone()).collect();
-            set_tensors(&mut ts, &online);
-            if self.cfg.reset_sigmas {
-                self.online.reset_sigmas();
-            }
-            self.target.copy_from(&self.online);
-            self.adam = Adam::new(&self.online.params, self.cfg.learning_rate, self.cfg.adam_eps);
-            self.replay.capacity = self.cfg.finetune_memory_capacity as usize;
-            self.replay.clear();
-            self.updates = 0;
-            self.finetuning = true;
-            return Ok(());
-        }
+        let (mut r, online) = self.read_online(bytes)?;
         let target = self.read_params(&mut r, false)?;
         let adam_step = r.u64()?;
         let sizes: Vec<usize> = self.online.params.iter().map(|p| p.t.numel()).collect();
@@ -552,8 +544,8 @@ impl Algo for RainbowAgent {
         let has_replay = r.u8()? != 0;
         if !has_replay {
             return Err(invalid(
-                "load: this checkpoint was saved without its replay (save_replay = false): it can start fine-tuning \
-                 (on_load = \"finetune\") but not resume exactly",
+                "load: this checkpoint was saved without its replay (save_replay = false): it can start an adaptation \
+                 but not continue its unit exactly",
             ));
         }
         let mut replay = self.replay.clone();
@@ -588,6 +580,26 @@ impl Algo for RainbowAgent {
 
     fn clear(&mut self) -> Result<(), PluginError> {
         self.replay.clear();
+        Ok(())
+    }
+
+    fn load_pretrained(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        if self.cfg.on_load == OnLoad::Resume {
+            return self.load(bytes);
+        }
+        // The study's fine-tuning: the pretrained online weights, everything else fresh.
+        let (_, online) = self.read_online(bytes)?;
+        let mut ts: Vec<Tensor> = self.online.params.iter().map(|p| p.t.shallow_clone()).collect();
+        set_tensors(&mut ts, &online);
+        if self.cfg.reset_sigmas {
+            self.online.reset_sigmas();
+        }
+        self.target.copy_from(&self.online);
+        self.adam = Adam::new(&self.online.params, self.cfg.learning_rate, self.cfg.adam_eps);
+        self.replay.capacity = self.cfg.finetune_memory_capacity as usize;
+        self.replay.clear();
+        self.updates = 0;
+        self.finetuning = true;
         Ok(())
     }
 }

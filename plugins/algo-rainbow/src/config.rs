@@ -18,17 +18,18 @@ pub enum Preset {
     Der,
     /// The study's multi-task pretraining (MandiZhao/Rainbow `main_mt.py`, 5-task set): hidden
     /// 512, a 1M-transition memory split over the 5 games (200k per game buffer), 9000 steps
-    /// of warm-up in all, β annealed over the 1M steps; a `load` starts fine-tuning as the
+    /// of warm-up in all, β annealed over the 1M steps; adaptation starts fine-tuning as the
     /// study's `--model ... --reset_sigmas` runs do (see [`OnLoad::Finetune`]).
     StudyPretrain,
 }
 
-/// What `load` does with a checkpoint.
+/// What `load_pretrained` (the start of adaptation) does with a pretraining checkpoint. A unit
+/// continued from its own mid-phase checkpoint is always restored exactly, by `load`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnLoad {
-    /// Restore everything `save` wrote and continue exactly (weights, target net, Adam,
-    /// replay with priorities, RNGs, noise, update counter).
+    /// Restore everything `save` wrote and carry on (weights, target net, Adam, replay with
+    /// priorities, RNGs, noise, update counter).
     #[default]
     Resume,
     /// Start fine-tuning from a pretrained checkpoint, as the study's fine-tuning runs do: take

@@ -42,21 +42,20 @@
 //!   follow (Kaixhin's order: reset noise, act, learn); the target net's noise is redrawn at
 //!   every gradient step. `deterministic` acts with the noise off (μ weights only) and draws
 //!   nothing, so evaluations leave training's random streams untouched.
-//! - **Fine-tuning (`on_load`).** The host calls `load` to start adaptation from a pretraining
-//!   checkpoint, and (plugin-api 0.2.4) to continue a unit from its mid-phase checkpoint,
-//!   which `load` cannot tell apart. **Known gap:** with `on_load = "finetune"` the second
-//!   kind is taken as the first too, so a unit continued from its mid-phase checkpoint goes
-//!   on as a fresh fine-tuning of the checkpoint's weights (empty replay, fresh Adam and
-//!   counters), pretraining units included; `--restart-unfinished` avoids it. With
-//!   `on_load = "resume"` (`der`) `load` restores everything and the run continues exactly.
-//!   With `on_load = "finetune"` (`study-pretrain`) `load` does what the study's fine-tuning
-//!   runs do (`main_mt.py --model ... --reset_sigmas`): the pretrained online weights only,
+//! - **Fine-tuning (`on_load`).** The host starts an adaptation unit with `load_pretrained`
+//!   (plugin-api 0.2.5) and continues any unit from its own mid-phase checkpoint with `load`,
+//!   which always restores everything, so a continued unit goes on exactly. `on_load` says
+//!   what `load_pretrained` does. With `on_load = "resume"` (`der`) it is `load`: adaptation
+//!   carries on from where pretraining stopped. With `on_load = "finetune"` (`study-pretrain`)
+//!   it does what the study's fine-tuning runs do (`main_mt.py --model ... --reset_sigmas`): the pretrained online weights only,
 //!   target = online, fresh Adam, an **empty replay** (pretraining's buffers never reach
 //!   fine-tuning), update counter and β schedule from zero, σ reset to σ₀/sqrt(fan) when
 //!   `reset_sigmas`, and from then on `finetune_learning_starts` (1600),
 //!   `finetune_memory_capacity` (100k) and `finetune_beta_updates`. `reset_heads` (if the
-//!   experiment asks) comes after `load` and re-initialises the heads on top.
-//!   `study-pretrain` also sets `save_replay = false`: its replay would never be read.
+//!   experiment asks) comes after `load_pretrained` and re-initialises the heads on top.
+//!   `study-pretrain` also sets `save_replay = false`, since pretraining's replay would never
+//!   be read; its mid-phase checkpoints then cannot continue a unit exactly, so `load` refuses
+//!   them and the host starts such a unit again (with a warning).
 //! - **Author's quirks.** The ReLU on the final value and advantage outputs is `head_relu`
 //!   (default off, as DER/Kaixhin). The author's memory stores each state with the previous
 //!   step's action and reward; taken as the learning target that pairs an observation with

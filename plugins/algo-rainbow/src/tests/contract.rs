@@ -154,7 +154,7 @@ fn a_finetuning_load_keeps_the_weights_and_starts_afresh() {
     lp.train(&mut pre, 130, &mut recorded, TASKS);
     let bytes = pre.save().unwrap();
     let mut ft = agent(2, 0, 2, &cfg);
-    ft.load(&bytes).unwrap();
+    ft.load_pretrained(&bytes).unwrap();
     assert_eq!(ft.info().learning_starts, 77);
     assert!(ft.replay().buffers.is_empty(), "pretraining's replay reached fine-tuning");
     assert_eq!((ft.replay().capacity, ft.updates()), (300, 0));
@@ -172,10 +172,28 @@ fn a_finetuning_load_keeps_the_weights_and_starts_afresh() {
         }
     }
     assert_eq!(sigmas, 8);
-    // A resume from a checkpoint without replay is refused.
-    let mut resume = agent(2, 0, 2, SMALL);
-    let e = resume.load(&bytes).unwrap_err();
-    assert!(e.message.contains("save_replay"), "{}", e.message);
+    // Continuing a unit from a checkpoint without replay is refused, whatever `on_load` says.
+    for c in [SMALL, cfg.as_str()] {
+        let e = agent(2, 0, 2, c).load(&bytes).unwrap_err();
+        assert!(e.message.contains("save_replay"), "{}", e.message);
+    }
+}
+
+#[test]
+fn under_on_load_finetune_a_plain_load_still_continues_exactly() {
+    // Since plugin-api 0.2.5 the host starts adaptation with `load_pretrained`; `load` only
+    // continues a unit from its own checkpoint, which must not turn into a fresh fine-tuning.
+    let cfg = format!("{SMALL}\non_load = \"finetune\"\nfinetune_learning_starts = 77");
+    let mut a = agent(2, 0, 1, &cfg);
+    let mut lp = Loop::new(&env_request(2, TASKS, 3), 1, 0);
+    let mut recorded = 0;
+    lp.train(&mut a, 130, &mut recorded, TASKS);
+    let bytes = a.save().unwrap();
+    let mut b = agent(2, 0, 2, &cfg);
+    b.load(&bytes).unwrap();
+    assert_eq!(b.save().unwrap(), bytes, "load did not restore everything");
+    assert_eq!(b.updates(), a.updates());
+    assert_ne!(b.info().learning_starts, 77, "load started a fine-tuning");
 }
 
 #[test]
