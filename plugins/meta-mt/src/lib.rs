@@ -181,7 +181,8 @@ impl Mt {
         driver::ffi("update", ctx.algo.update(&probe)).map(drop).map_err(|e| {
             PluginError::invalid(format!(
                 "{OPTION}: the algo holds no usable data of the training tasks {:?} ({}); the pretraining must leave its replay \
-                 in the checkpoint (c2farm and rainbow: save_replay = true)",
+                 in the checkpoint and adaptation must keep it (c2farm: save_replay = true; rainbow: save_replay = true \
+                 and on_load = \"resume\")",
                 self.trained_on,
                 e.error.message
             ))
