@@ -4,7 +4,7 @@
 # (button-press-topdown) in keyframe mode with DEMOS expert demos (with the env's demo
 # augmentation) for STEPS keyframe steps, one unit per seed of SEEDS, each in its own worker
 # with 1 thread; every unit is evaluated greedily on EPISODES episodes before its first update
-# (its untrained rate, demos already recorded) and after every quarter of STEPS. About 18
+# (its untrained rate, demos already recorded) and after every quarter of STEPS. About 17
 # minutes on 2 cores:
 #
 #   SEEDS="0 1" STEPS=2000 EPISODES=20 bash benches/c2farm-learning.sh
