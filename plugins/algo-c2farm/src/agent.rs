@@ -407,6 +407,62 @@ impl C2fArmAgent {
             })
             .collect()
     }
+
+    /// `load`, or with `pretrained` the start of an adaptation, which also takes a checkpoint
+    /// saved without its replay.
+    fn restore(&mut self, bytes: &[u8], pretrained: bool) -> Result<(), PluginError> {
+        let mut r = Reader::new(bytes, MAGIC, "c2farm")?;
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(invalid(format!("load: checkpoint format {version}, this plugin reads {VERSION}")));
+        }
+        let arch = r.str()?;
+        if arch != self.arch() {
+            return Err(invalid(format!("load: the checkpoint is for another network ({arch}); this agent is {}", self.arch())));
+        }
+        let mut nets = Vec::with_capacity(self.levels.len());
+        for l in &self.levels {
+            let online = Self::read_net(&mut r, &l.online)?;
+            let target = Self::read_net(&mut r, &l.target)?;
+            let step = r.u64()?;
+            let sizes: Vec<usize> = l.online.params.iter().map(|p| p.t.numel()).collect();
+            let m = sizes.iter().map(|&s| r.f32s(s)).collect::<Result<Vec<_>, _>>()?;
+            let v = sizes.iter().map(|&s| r.f32s(s)).collect::<Result<Vec<_>, _>>()?;
+            nets.push((online, target, step, m, v));
+        }
+        let explore_rng = SeedStream::from_bytes("c2farm exploration rng", r.take(8)?)?;
+        let sample_rng = SeedStream::from_bytes("c2farm replay rng", r.take(8)?)?;
+        let augment_rng = SeedStream::from_bytes("c2farm augmentation rng", r.take(8)?)?;
+        let (acted, updates) = (r.u64()?, r.u64()?);
+        let mut replay = Replay::new(self.replay.capacity, self.n);
+        if r.u8()? != 0 {
+            replay.read(&mut r)?;
+        } else if pretrained {
+            log::info!("c2farm: this checkpoint holds no replay (save_replay = false): the replay starts empty");
+        } else {
+            return Err(invalid(
+                "load: this checkpoint was saved without its replay (save_replay = false): it can start an adaptation \
+                 but not continue its unit exactly",
+            ));
+        }
+        r.finish()?;
+        for (l, (online, target, step, m, v)) in self.levels.iter_mut().zip(nets) {
+            let mut ts: Vec<Tensor> = l.online.params.iter().map(|p| p.t.shallow_clone()).collect();
+            set_tensors(&mut ts, &online);
+            let mut ts: Vec<Tensor> = l.target.params.iter().map(|p| p.t.shallow_clone()).collect();
+            set_tensors(&mut ts, &target);
+            set_tensors(&mut l.adam.m, &m);
+            set_tensors(&mut l.adam.v, &v);
+            l.adam.step = step;
+        }
+        self.explore_rng = explore_rng;
+        self.sample_rng = sample_rng;
+        self.augment_rng = augment_rng;
+        self.acted = acted;
+        self.updates = updates;
+        self.replay = replay;
+        Ok(())
+    }
 }
 
 fn set_tensors(ts: &mut [Tensor], data: &[Vec<f32>]) {
@@ -629,64 +685,6 @@ impl Algo for C2fArmAgent {
 
     fn clear(&mut self) -> Result<(), PluginError> {
         self.replay.clear();
-        Ok(())
-    }
-}
-
-impl C2fArmAgent {
-    /// `load`, or with `pretrained` the start of an adaptation, which also takes a checkpoint
-    /// saved without its replay.
-    fn restore(&mut self, bytes: &[u8], pretrained: bool) -> Result<(), PluginError> {
-        let mut r = Reader::new(bytes, MAGIC, "c2farm")?;
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(invalid(format!("load: checkpoint format {version}, this plugin reads {VERSION}")));
-        }
-        let arch = r.str()?;
-        if arch != self.arch() {
-            return Err(invalid(format!("load: the checkpoint is for another network ({arch}); this agent is {}", self.arch())));
-        }
-        let mut nets = Vec::with_capacity(self.levels.len());
-        for l in &self.levels {
-            let online = Self::read_net(&mut r, &l.online)?;
-            let target = Self::read_net(&mut r, &l.target)?;
-            let step = r.u64()?;
-            let sizes: Vec<usize> = l.online.params.iter().map(|p| p.t.numel()).collect();
-            let m = sizes.iter().map(|&s| r.f32s(s)).collect::<Result<Vec<_>, _>>()?;
-            let v = sizes.iter().map(|&s| r.f32s(s)).collect::<Result<Vec<_>, _>>()?;
-            nets.push((online, target, step, m, v));
-        }
-        let explore_rng = SeedStream::from_bytes("c2farm exploration rng", r.take(8)?)?;
-        let sample_rng = SeedStream::from_bytes("c2farm replay rng", r.take(8)?)?;
-        let augment_rng = SeedStream::from_bytes("c2farm augmentation rng", r.take(8)?)?;
-        let (acted, updates) = (r.u64()?, r.u64()?);
-        let mut replay = Replay::new(self.replay.capacity, self.n);
-        if r.u8()? != 0 {
-            replay.read(&mut r)?;
-        } else if pretrained {
-            log::info!("c2farm: this checkpoint holds no replay (save_replay = false): the replay starts empty");
-        } else {
-            return Err(invalid(
-                "load: this checkpoint was saved without its replay (save_replay = false): it can start an adaptation \
-                 but not continue its unit exactly",
-            ));
-        }
-        r.finish()?;
-        for (l, (online, target, step, m, v)) in self.levels.iter_mut().zip(nets) {
-            let mut ts: Vec<Tensor> = l.online.params.iter().map(|p| p.t.shallow_clone()).collect();
-            set_tensors(&mut ts, &online);
-            let mut ts: Vec<Tensor> = l.target.params.iter().map(|p| p.t.shallow_clone()).collect();
-            set_tensors(&mut ts, &target);
-            set_tensors(&mut l.adam.m, &m);
-            set_tensors(&mut l.adam.v, &v);
-            l.adam.step = step;
-        }
-        self.explore_rng = explore_rng;
-        self.sample_rng = sample_rng;
-        self.augment_rng = augment_rng;
-        self.acted = acted;
-        self.updates = updates;
-        self.replay = replay;
         Ok(())
     }
 }
